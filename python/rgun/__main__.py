@@ -1,0 +1,14 @@
+"""Console entry point: ``rgun [OPTIONS] [APP_MODULE]`` and ``python -m rgun``."""
+
+import sys
+
+
+def run():
+    from rgun import _core
+
+    sys.exit(_core.main(sys.argv))
+
+
+if __name__ == "__main__":
+    sys.argv[0] = "rgun"
+    run()
