@@ -10,7 +10,7 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
             "rgun (version {}, compatible with gunicorn {}, Python {})",
             crate::VERSION,
             crate::GUNICORN_VERSION,
-            py.version_str().split_whitespace().next().unwrap_or("?")
+            Python::version_str().split_whitespace().next().unwrap_or("?")
         );
         return 0;
     }
