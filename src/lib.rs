@@ -10,6 +10,8 @@
 //! - `observe`: the error log and the access log, in gunicorn's formats (a side channel).
 
 pub mod config;
+pub mod observe;
+pub mod unix;
 pub mod run;
 
 use pyo3::prelude::*;

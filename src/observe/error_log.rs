@@ -1,0 +1,205 @@
+//! The error log (`gunicorn.error`): `[time] [pid] [LEVEL] message`, to stderr, a file, or
+//! nowhere; and the access log's destination. Both are reopened on USR1.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::RwLock;
+
+use super::clock::error_log_time;
+
+/// Log levels, in gunicorn's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Level {
+    /// gunicorn's `loglevel` names; unknown names mean info.
+    pub fn from_setting(name: &str) -> Level {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "debug" => Level::Debug,
+            "warning" => Level::Warning,
+            "error" => Level::Error,
+            "critical" => Level::Critical,
+            _ => Level::Info,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// Where a log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    Off,
+    Stdout,
+    Stderr,
+    /// A file opened in append mode; the path is kept for reopening.
+    File(String),
+}
+
+impl Sink {
+    /// gunicorn's convention: `-` is the standard stream, anything else a file path.
+    pub fn from_setting(value: Option<&str>, dash: Sink) -> Sink {
+        match value {
+            None => Sink::Off,
+            Some("-") => dash,
+            Some(path) => Sink::File(path.to_string()),
+        }
+    }
+}
+
+struct Target {
+    sink: Sink,
+    file: Option<File>,
+}
+
+impl Target {
+    fn open(sink: Sink) -> std::io::Result<Target> {
+        let file = match &sink {
+            Sink::File(p) => Some(OpenOptions::new().create(true).append(true).open(p)?),
+            _ => None,
+        };
+        Ok(Target { sink, file })
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        // One write call per line: appends from several processes stay whole lines.
+        let _ = match (&self.sink, &self.file) {
+            (Sink::Stdout, _) => std::io::stdout().lock().write_all(bytes),
+            (Sink::Stderr, _) => std::io::stderr().lock().write_all(bytes),
+            (Sink::File(_), Some(f)) => (&*f).write_all(bytes),
+            _ => Ok(()),
+        };
+    }
+}
+
+struct State {
+    level: Level,
+    error: Target,
+    access: Target,
+}
+
+static STATE: RwLock<Option<State>> = RwLock::new(None);
+
+/// Configures both logs for this process. Errors name the file that could not be opened.
+pub fn init(level: Level, error: Sink, access: Sink) -> std::io::Result<()> {
+    let state = State { level, error: Target::open(error)?, access: Target::open(access)? };
+    *STATE.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
+    Ok(())
+}
+
+/// Reopens log files (USR1), keeping the old handle when a file cannot be reopened.
+pub fn reopen() {
+    let mut guard = STATE.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(state) = guard.as_mut() {
+        for t in [&mut state.error, &mut state.access] {
+            if let Ok(new) = Target::open(t.sink.clone()) {
+                *t = new;
+            }
+        }
+    }
+}
+
+/// Whether a message at `level` would be written.
+pub fn enabled(level: Level) -> bool {
+    let guard = STATE.read().unwrap_or_else(|e| e.into_inner());
+    match guard.as_ref() {
+        Some(s) => level >= s.level && s.error.sink != Sink::Off,
+        None => level >= Level::Info,
+    }
+}
+
+fn log(level: Level, msg: &str) {
+    let guard = STATE.read().unwrap_or_else(|e| e.into_inner());
+    let mut line = String::with_capacity(64 + msg.len());
+    error_log_time(&mut line);
+    line.push_str(" [");
+    line.push_str(&std::process::id().to_string());
+    line.push_str("] [");
+    line.push_str(level.name());
+    line.push_str("] ");
+    line.push_str(msg);
+    line.push('\n');
+    match guard.as_ref() {
+        Some(s) if level >= s.level => s.error.write(line.as_bytes()),
+        Some(_) => {}
+        // Before init (early startup errors), gunicorn's default: info and up to stderr.
+        None if level >= Level::Info => {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+        None => {}
+    }
+}
+
+pub fn debug(msg: &str) {
+    log(Level::Debug, msg);
+}
+pub fn info(msg: &str) {
+    log(Level::Info, msg);
+}
+pub fn warning(msg: &str) {
+    log(Level::Warning, msg);
+}
+pub fn error(msg: &str) {
+    log(Level::Error, msg);
+}
+pub fn critical(msg: &str) {
+    log(Level::Critical, msg);
+}
+
+/// `log.exception(msg)`: an error line followed by a formatted traceback.
+pub fn exception(msg: &str, traceback: &str) {
+    let tb = traceback.trim_end_matches('\n');
+    if tb.is_empty() {
+        log(Level::Error, msg);
+    } else {
+        log(Level::Error, &format!("{msg}\n{tb}"));
+    }
+}
+
+pub(crate) fn write_access(line: &str) {
+    let guard = STATE.read().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = guard.as_ref() {
+        let mut buf = String::with_capacity(line.len() + 1);
+        buf.push_str(line);
+        buf.push('\n');
+        s.access.write(buf.as_bytes());
+    }
+}
+
+pub(crate) fn access_enabled() -> bool {
+    let guard = STATE.read().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().is_some_and(|s| s.access.sink != Sink::Off)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_names_follow_gunicorn() {
+        assert_eq!(Level::from_setting("DEBUG"), Level::Debug);
+        assert_eq!(Level::from_setting("bogus"), Level::Info);
+        assert_eq!(Level::from_setting(" error "), Level::Error);
+    }
+
+    #[test]
+    fn dash_means_the_standard_stream() {
+        assert_eq!(Sink::from_setting(Some("-"), Sink::Stdout), Sink::Stdout);
+        assert_eq!(Sink::from_setting(None, Sink::Stdout), Sink::Off);
+        assert_eq!(Sink::from_setting(Some("/x"), Sink::Stdout), Sink::File("/x".into()));
+    }
+}

@@ -1,0 +1,6 @@
+//! Thin, safe wrappers over the operating system: listening sockets, the worker heartbeat file,
+//! the pidfile. No Python and no tokio here.
+
+pub mod heartbeat;
+pub mod listeners;
+pub mod pidfile;
