@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod observe;
+pub mod python;
 pub mod unix;
 pub mod run;
 

@@ -89,6 +89,11 @@ impl Config {
         }
     }
 
+    /// Every setting with its value (order unspecified).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.values.iter().map(|(k, v)| (*k, v))
+    }
+
     /// A setting holding a Python object (a hook, a class), `None` when unset.
     pub fn object(&self, name: &str) -> Option<&Py<PyAny>> {
         match self.get(name) {

@@ -1,0 +1,352 @@
+//! The master process, gunicorn's `Arbiter`: synchronous and single-threaded, no tokio. It binds
+//! every listener, forks the workers through CPython, then loops: wait (≤ 1 s) for a signal,
+//! handle it, abort silent workers, keep the worker count.
+//!
+//! Invariants: the master never serves a request and never runs app code (except `--preload`'s
+//! import); signal handlers only enqueue (the wakeup pipe), and the loop dispatches.
+
+mod workers;
+
+use std::collections::BTreeMap;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use pyo3::prelude::*;
+
+use crate::config::Config;
+use crate::observe;
+use crate::python::{self, signals::WakeupPipe};
+use crate::unix::listeners::{self, Listener};
+use crate::unix::pidfile::Pidfile;
+use crate::worker::WorkerContext;
+use workers::WorkerRecord;
+
+/// How the master's run ended in this process.
+pub enum Outcome {
+    /// The master exits with this code.
+    Exit(i32),
+    /// This process is a freshly forked worker: serve, then exit.
+    Worker(Box<WorkerContext>),
+}
+
+/// Why `start` or the loop has to stop the server.
+struct Halt {
+    reason: Option<String>,
+    code: i32,
+}
+
+const MASTER_SIGNALS: [Signal; 10] = [
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCHLD,
+];
+
+pub struct Arbiter {
+    cfg: Arc<Config>,
+    pid: u32,
+    listeners: Vec<Listener>,
+    workers: BTreeMap<i32, WorkerRecord>,
+    num_workers: usize,
+    worker_age: u64,
+    wakeup: Option<WakeupPipe>,
+    app: Option<Py<PyAny>>,
+    pidfile: Option<Pidfile>,
+    worker_class: String,
+    /// Signals drained from the wakeup pipe and not handled yet.
+    queue: Vec<i32>,
+}
+
+impl Arbiter {
+    pub fn new(cfg: Arc<Config>, app: Option<Py<PyAny>>, worker_class: String) -> Arbiter {
+        let num_workers = usize::try_from(cfg.int("workers")).unwrap_or(0);
+        Arbiter {
+            cfg,
+            pid: std::process::id(),
+            listeners: Vec::new(),
+            workers: BTreeMap::new(),
+            num_workers,
+            worker_age: 0,
+            wakeup: None,
+            app,
+            pidfile: None,
+            worker_class,
+            queue: Vec::new(),
+        }
+    }
+
+    /// Runs the master until it exits, or returns in a forked worker.
+    pub fn run(mut self, py: Python<'_>) -> Outcome {
+        match self.start(py) {
+            Ok(()) => {}
+            Err(h) => return Outcome::Exit(self.halt(py, h)),
+        }
+        loop {
+            match self.tick(py) {
+                Ok(None) => {}
+                Ok(Some(ctx)) => return Outcome::Worker(ctx),
+                Err(h) => return Outcome::Exit(self.halt(py, h)),
+            }
+        }
+    }
+
+    fn start(&mut self, py: Python<'_>) -> Result<(), Halt> {
+        observe::info(&format!("Starting rgun {}", crate::VERSION));
+        if let Some(path) = self.cfg.str("pidfile") {
+            match Pidfile::create(path, self.pid) {
+                Ok(p) => self.pidfile = Some(p),
+                Err(msg) => {
+                    eprintln!("\nError: {msg}\n");
+                    return Err(Halt { reason: None, code: 1 });
+                }
+            }
+        }
+        self.hook(py, "on_starting", |py, s| (s.clone_ref(py),));
+        self.install_signals(py).map_err(|e| self.fatal(py, &e))?;
+
+        let mut addrs = Vec::new();
+        for b in self.cfg.list("bind") {
+            match listeners::parse_address(b) {
+                Ok(a) => addrs.push(a),
+                Err(msg) => {
+                    eprintln!("\nError: {msg}\n");
+                    return Err(Halt { reason: None, code: 1 });
+                }
+            }
+        }
+        let backlog = i32::try_from(self.cfg.int("backlog")).unwrap_or(2048);
+        let umask = u32::try_from(self.cfg.int("umask")).unwrap_or(0);
+        self.listeners = py.detach(|| listeners::bind_all(&addrs, backlog, umask)).map_err(|msg| {
+            observe::error(&msg);
+            Halt { reason: None, code: 1 }
+        })?;
+        observe::debug("Arbiter booted");
+        let shown: Vec<String> = self.listeners.iter().map(Listener::display).collect();
+        observe::info(&format!("Listening at: {} ({})", shown.join(","), self.pid));
+        observe::info(&format!("Using worker: {}", self.worker_class));
+        self.hook(py, "when_ready", |py, s| (s.clone_ref(py),));
+        Ok(())
+    }
+
+    fn install_signals(&mut self, py: Python<'_>) -> PyResult<()> {
+        let pipe = WakeupPipe::install(py)?;
+        let handler = python::signals::enqueue_only_handler(py)?;
+        for sig in MASTER_SIGNALS {
+            python::signals::set_handler(py, sig as i32, &handler)?;
+        }
+        self.wakeup = Some(pipe);
+        Ok(())
+    }
+
+    fn fatal(&self, py: Python<'_>, e: &PyErr) -> Halt {
+        observe::exception("Unhandled exception in main loop", &python::format_traceback(py, e));
+        Halt { reason: None, code: 255 }
+    }
+
+    /// One pass of the main loop.
+    fn tick(&mut self, py: Python<'_>) -> Result<Option<Box<WorkerContext>>, Halt> {
+        let wait = self.next_wait();
+        self.wait_for_signals(py, wait);
+        while !self.queue.is_empty() {
+            let sig = self.queue.remove(0);
+            if let Some(ctx) = self.handle_signal(py, sig)? {
+                return Ok(Some(ctx));
+            }
+        }
+        self.reap_workers(py)?;
+        self.murder_workers();
+        self.manage_workers(py)
+    }
+
+    /// Waits up to `timeout` for a signal, with the GIL released (hook threads keep running).
+    fn wait_for_signals(&mut self, py: Python<'_>, timeout: Duration) {
+        let Some(pipe) = &self.wakeup else { return };
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(1000);
+        let ready = py.detach(|| {
+            let mut fds = [PollFd::new(pipe.read.as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::from(ms)).unwrap_or(0) > 0
+        });
+        if ready {
+            self.queue.extend(pipe.drain());
+        }
+        // Run (no-op) Python handlers so none stays pending.
+        let _ = py.check_signals();
+    }
+
+    /// At most 1 s, but wake in time for the earliest worker timeout (gunicorn checks once a
+    /// second; waking at the deadline makes `timeout` exact without changing its meaning).
+    fn next_wait(&self) -> Duration {
+        let timeout = self.cfg.int("timeout");
+        let mut wait = Duration::from_secs(1);
+        if timeout > 0 {
+            for w in self.workers.values() {
+                let left = timeout as f64 - w.heartbeat.silent_for();
+                if left > 0.0 {
+                    wait = wait.min(Duration::from_secs_f64(left + 0.01));
+                } else {
+                    wait = wait.min(Duration::from_millis(10));
+                }
+            }
+        }
+        wait.max(Duration::from_millis(10))
+    }
+
+    fn handle_signal(&mut self, py: Python<'_>, sig: i32) -> Result<Option<Box<WorkerContext>>, Halt> {
+        let name = python::signals::name(sig);
+        let Ok(signal) = Signal::try_from(sig) else {
+            observe::info(&format!("Ignoring unknown signal: {sig}"));
+            return Ok(None);
+        };
+        if signal == Signal::SIGCHLD {
+            observe::debug(&format!("Handling signal: {name}"));
+            self.reap_workers(py)?;
+            return Ok(None);
+        }
+        observe::info(&format!("Handling signal: {name}"));
+        match signal {
+            Signal::SIGTERM => {
+                self.stop(py, true);
+                Err(Halt { reason: None, code: 0 })
+            }
+            Signal::SIGINT | Signal::SIGQUIT => {
+                self.stop(py, false);
+                Err(Halt { reason: None, code: 0 })
+            }
+            Signal::SIGHUP => {
+                observe::info("Hang up: Master");
+                self.reload(py)
+            }
+            Signal::SIGTTIN => {
+                self.set_num_workers(py, self.num_workers + 1);
+                self.manage_workers(py)
+            }
+            Signal::SIGTTOU => {
+                if self.num_workers > 1 {
+                    self.set_num_workers(py, self.num_workers - 1);
+                }
+                self.manage_workers(py)
+            }
+            Signal::SIGUSR1 => {
+                observe::reopen();
+                self.kill_workers(Signal::SIGUSR1);
+                Ok(None)
+            }
+            Signal::SIGUSR2 => {
+                observe::error("USR2 (binary upgrade) is not supported by rgun yet; ignoring it");
+                Ok(None)
+            }
+            Signal::SIGWINCH => {
+                observe::debug("SIGWINCH ignored. Not daemonized");
+                Ok(None)
+            }
+            _ => {
+                observe::error(&format!("Unhandled signal: {name}"));
+                Ok(None)
+            }
+        }
+    }
+
+    /// HUP: start a fresh set of workers, then retire the old ones (oldest first), as gunicorn.
+    fn reload(&mut self, py: Python<'_>) -> Result<Option<Box<WorkerContext>>, Halt> {
+        let first_new_age = self.worker_age + 1;
+        self.set_num_workers(py, self.num_workers);
+        self.hook(py, "on_reload", |py, s| (s.clone_ref(py),));
+        for _ in 0..self.num_workers {
+            if let Some(ctx) = self.spawn_worker(py)? {
+                return Ok(Some(ctx));
+            }
+        }
+        let old: Vec<i32> = self.workers.iter().filter(|(_, w)| w.age < first_new_age).map(|(p, _)| *p).collect();
+        for pid in old {
+            workers::signal_pid(pid, Signal::SIGTERM);
+        }
+        Ok(None)
+    }
+
+    fn set_num_workers(&mut self, py: Python<'_>, n: usize) {
+        let old = self.num_workers;
+        self.num_workers = n;
+        self.hook(py, "nworkers_changed", |_, s| (s, n, old));
+    }
+
+    /// gunicorn's `stop(graceful)`: close listeners, signal workers, wait `graceful_timeout`,
+    /// then SIGKILL what is left.
+    fn stop(&mut self, py: Python<'_>, graceful: bool) {
+        for l in self.listeners.drain(..) {
+            l.close(true);
+        }
+        let sig = if graceful { Signal::SIGTERM } else { Signal::SIGQUIT };
+        self.kill_workers(sig);
+        let mut deadline = Instant::now() + Duration::from_secs(u64::try_from(self.cfg.int("graceful_timeout")).unwrap_or(0));
+        while !self.workers.is_empty() && Instant::now() < deadline {
+            let _ = self.reap_workers_quiet(py);
+            if self.workers.is_empty() {
+                break;
+            }
+            self.wait_for_signals(py, Duration::from_millis(100));
+            let quick = self.queue.iter().any(|s| *s == Signal::SIGINT as i32 || *s == Signal::SIGQUIT as i32);
+            self.queue.clear();
+            if graceful && quick {
+                observe::info("Quick shutdown requested");
+                self.kill_workers(Signal::SIGQUIT);
+                deadline = deadline.min(Instant::now() + Duration::from_secs(2));
+            }
+        }
+        self.kill_workers(Signal::SIGKILL);
+        // Reap what the SIGKILL left, with a bound in case a worker is stuck in the kernel.
+        let until = Instant::now() + Duration::from_secs(2);
+        while !self.workers.is_empty() && Instant::now() < until {
+            let _ = self.reap_workers_quiet(py);
+            if !self.workers.is_empty() {
+                self.wait_for_signals(py, Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// gunicorn's `halt`: stop, log `Shutting down: Master`, remove the pidfile, `on_exit`.
+    fn halt(&mut self, py: Python<'_>, h: Halt) -> i32 {
+        if !self.workers.is_empty() || !self.listeners.is_empty() {
+            self.stop(py, true);
+        }
+        if h.code == 0 {
+            observe::info("Shutting down: Master");
+        } else {
+            observe::error("Shutting down: Master");
+        }
+        if let Some(reason) = &h.reason {
+            if h.code == 0 {
+                observe::info(&format!("Reason: {reason}"));
+            } else {
+                observe::error(&format!("Reason: {reason}"));
+            }
+        }
+        if let Some(p) = &self.pidfile {
+            p.unlink(self.pid);
+        }
+        self.hook(py, "on_exit", |py, s| (s.clone_ref(py),));
+        h.code
+    }
+
+    /// Calls a master-side hook with the `server` object; errors are logged, never fatal.
+    fn hook<'py, A>(&self, py: Python<'py>, name: &str, args: impl FnOnce(Python<'py>, Py<PyAny>) -> A)
+    where
+        A: pyo3::call::PyCallArgs<'py>,
+    {
+        if self.cfg.object(name).is_none() {
+            return;
+        }
+        let server = crate::python::hooks::server_object(py, &self.cfg, self.pid, self.num_workers);
+        if let Err(e) = crate::python::hooks::call(py, &self.cfg, name, args(py, server)) {
+            observe::exception(&format!("Exception in {name} hook"), &python::format_traceback(py, &e));
+        }
+    }
+}

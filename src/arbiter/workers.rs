@@ -1,0 +1,183 @@
+//! The master's worker table: spawning (pre_fork, fork, post-fork hand-off), reaping with
+//! gunicorn's exit-status rules, timeouts (SIGABRT, then SIGKILL), and keeping the count.
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use pyo3::prelude::*;
+
+use super::{Arbiter, Halt};
+use crate::observe;
+use crate::python;
+use crate::unix::heartbeat::Heartbeat;
+use crate::worker::WorkerContext;
+
+/// What the master keeps about one live worker.
+#[derive(Debug)]
+pub(super) struct WorkerRecord {
+    pub age: u64,
+    pub heartbeat: Heartbeat,
+    /// Set once SIGABRT was sent for a timeout; the next silent pass sends SIGKILL.
+    pub aborted: bool,
+}
+
+/// Sends `sig` to `pid`, ignoring a worker that is already gone.
+pub(super) fn signal_pid(pid: i32, sig: Signal) {
+    let _ = kill(Pid::from_raw(pid), sig);
+}
+
+impl Arbiter {
+    /// Spawns or retires workers until the count is `num_workers`. Returns the context when
+    /// this process is a new worker.
+    pub(super) fn manage_workers(&mut self, py: Python<'_>) -> Result<Option<Box<WorkerContext>>, Halt> {
+        let before = self.workers.len();
+        while self.workers.len() < self.num_workers {
+            if let Some(ctx) = self.spawn_worker(py)? {
+                return Ok(Some(ctx));
+            }
+        }
+        // Too many: SIGTERM the oldest first.
+        let mut by_age: Vec<(u64, i32)> = self.workers.iter().map(|(pid, w)| (w.age, *pid)).collect();
+        by_age.sort_unstable();
+        let surplus = self.workers.len().saturating_sub(self.num_workers);
+        for (_, pid) in by_age.into_iter().take(surplus) {
+            signal_pid(pid, Signal::SIGTERM);
+        }
+        if self.workers.len() != before {
+            observe::debug(&format!("{} workers", self.workers.len()));
+        }
+        Ok(None)
+    }
+
+    /// Forks one worker. In the child this returns its context; in the master, `None`.
+    pub(super) fn spawn_worker(&mut self, py: Python<'_>) -> Result<Option<Box<WorkerContext>>, Halt> {
+        self.worker_age += 1;
+        let age = self.worker_age;
+        let heartbeat = Heartbeat::create(self.cfg.str("worker_tmp_dir")).map_err(|e| {
+            observe::error(&format!("Can't create the worker heartbeat file: {e}"));
+            Halt { reason: None, code: 1 }
+        })?;
+        let max_requests = self.draw_max_requests();
+        if self.cfg.object("pre_fork").is_some() {
+            let worker = python::hooks::worker_object(py, &self.cfg, age, None, self.pid);
+            self.hook(py, "pre_fork", |_, s| (s, worker));
+        }
+        python::flush_std_streams(py);
+        let pid = match python::fork(py) {
+            Ok(pid) => pid,
+            Err(e) => return Err(self.fatal(py, &e)),
+        };
+        if pid != 0 {
+            self.workers.insert(pid, WorkerRecord { age, heartbeat, aborted: false });
+            return Ok(None);
+        }
+        // The child: drop the siblings' heartbeat files and the master's listeners' ownership.
+        self.workers.clear();
+        let listeners = std::mem::take(&mut self.listeners);
+        Ok(Some(Box::new(WorkerContext {
+            age,
+            ppid: self.pid,
+            listeners,
+            cfg: self.cfg.clone(),
+            heartbeat,
+            app: self.app.as_ref().map(|a| a.clone_ref(py)),
+            max_requests,
+            worker_class: self.worker_class.clone(),
+        })))
+    }
+
+    fn draw_max_requests(&self) -> u64 {
+        let base = self.cfg.int("max_requests");
+        if base <= 0 {
+            return u64::MAX;
+        }
+        let jitter = self.cfg.int("max_requests_jitter").max(0) as u64;
+        let extra = if jitter > 0 { random_u64() % (jitter + 1) } else { 0 };
+        base as u64 + extra
+    }
+
+    /// Reaps exited workers with gunicorn's log lines; exit codes 3 and 4 halt the server.
+    pub(super) fn reap_workers(&mut self, py: Python<'_>) -> Result<(), Halt> {
+        loop {
+            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return Ok(()),
+                Ok(s) => s,
+            };
+            let (pid, code) = match status {
+                WaitStatus::Exited(pid, code) => (pid.as_raw(), Some(code)),
+                WaitStatus::Signaled(pid, sig, _) => {
+                    let pid = pid.as_raw();
+                    if self.workers.contains_key(&pid) {
+                        let msg = format!("Worker (pid:{pid}) was sent {}!", sig.as_str());
+                        match sig {
+                            Signal::SIGKILL => observe::error(&format!("{msg} Perhaps out of memory?")),
+                            Signal::SIGTERM => observe::info(&msg),
+                            _ => observe::warning(&msg),
+                        }
+                    }
+                    (pid, None)
+                }
+                _ => continue,
+            };
+            let Some(record) = self.workers.remove(&pid) else {
+                observe::debug(&format!("Reaped unknown child process (pid:{pid}, status:{status:?})"));
+                continue;
+            };
+            if let Some(c) = code.filter(|c| *c != 0) {
+                observe::error(&format!("Worker (pid:{pid}) exited with code {c}."));
+            }
+            match code {
+                Some(3) => return Err(Halt { reason: Some("Worker failed to boot.".into()), code: 3 }),
+                Some(4) => return Err(Halt { reason: Some("App failed to load.".into()), code: 4 }),
+                _ => {}
+            }
+            drop(record.heartbeat);
+            if self.cfg.object("child_exit").is_some() {
+                let worker = python::hooks::worker_object(py, &self.cfg, record.age, Some(pid), self.pid);
+                self.hook(py, "child_exit", |_, s| (s, worker));
+            }
+        }
+    }
+
+    /// Reaping during shutdown: same bookkeeping, but exit codes 3/4 no longer halt anything.
+    pub(super) fn reap_workers_quiet(&mut self, py: Python<'_>) -> Result<(), ()> {
+        while self.reap_workers(py).is_err() {}
+        Ok(())
+    }
+
+    /// Aborts workers silent for longer than `timeout`: SIGABRT first, SIGKILL on the next pass.
+    pub(super) fn murder_workers(&mut self) {
+        let timeout = self.cfg.int("timeout");
+        if timeout <= 0 {
+            return;
+        }
+        for (pid, w) in self.workers.iter_mut() {
+            if w.heartbeat.silent_for() <= timeout as f64 {
+                continue;
+            }
+            if !w.aborted {
+                observe::critical(&format!("WORKER TIMEOUT (pid:{pid})"));
+                w.aborted = true;
+                signal_pid(*pid, Signal::SIGABRT);
+            } else {
+                signal_pid(*pid, Signal::SIGKILL);
+            }
+        }
+    }
+
+    pub(super) fn kill_workers(&self, sig: Signal) {
+        for pid in self.workers.keys() {
+            signal_pid(*pid, sig);
+        }
+    }
+}
+
+/// A random number for max_requests jitter, from the OS (no RNG state survives a fork).
+fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut buf);
+    }
+    u64::from_ne_bytes(buf)
+}

@@ -1,0 +1,44 @@
+//! The interpreter side of rgun: importing the app, forking through CPython, Python-level signal
+//! delivery, tracebacks, and hook calls. With `wsgi`, the only modules that touch pyo3.
+
+pub mod app;
+pub mod hooks;
+pub mod signals;
+
+use pyo3::prelude::*;
+
+/// Forks through `os.fork()`, so CPython's fork protocol runs (at-fork handlers, the GIL and
+/// thread-state reset in the child). Returns 0 in the child, the child's pid in the parent.
+///
+/// # Fork safety
+/// The master is single-threaded apart from threads a user hook started; `os.fork` is exactly
+/// what gunicorn does in that situation.
+pub fn fork(py: Python<'_>) -> PyResult<i32> {
+    py.import("os")?.call_method0("fork")?.extract()
+}
+
+/// `traceback.format_exception(err)` joined: what gunicorn's `log.exception` appends.
+pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
+    let tb = || -> PyResult<String> {
+        let lines = py.import("traceback")?.call_method1("format_exception", (err.value(py),))?;
+        let joined = pyo3::types::PyString::new(py, "").call_method1("join", (lines,))?;
+        joined.extract()
+    };
+    tb().unwrap_or_else(|_| err.to_string())
+}
+
+/// `str(exc)` of a Python exception.
+pub fn exc_str(py: Python<'_>, err: &PyErr) -> String {
+    err.value(py).str().map(|s| s.to_string()).unwrap_or_default()
+}
+
+/// Flushes `sys.stdout` and `sys.stderr` (before forking and exiting, like Python would).
+pub fn flush_std_streams(py: Python<'_>) {
+    if let Ok(sys) = py.import("sys") {
+        for name in ["stdout", "stderr"] {
+            if let Ok(s) = sys.getattr(name) {
+                let _ = s.call_method0("flush");
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! One client connection: the socket, its read buffer, and the two ways of doing I/O on it.
+//!
+//! * Async (`read_more`): while the runtime waits for a request head or an idle keep-alive
+//!   connection. No Python is attached.
+//! * Blocking (`read_blocking`, `write_all_blocking`): while a request is being served, on the
+//!   thread that runs the app. These use the raw descriptor and `poll`, with the GIL released
+//!   around each wait, because tokio's readiness cache is not updated while its (single) thread
+//!   is busy in the app. tokio's cache may then be stale, which only costs it one `EAGAIN`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, Shutdown, recv, send, shutdown};
+
+use crate::unix::listeners::Family;
+
+/// A connected client socket, TCP or unix.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+/// What a request needs to know about the listener it arrived on.
+#[derive(Debug)]
+pub struct ListenerInfo {
+    pub family: Family,
+    /// `(SERVER_NAME, SERVER_PORT)` of a TCP listener.
+    pub server_name_port: Option<(String, String)>,
+    /// The socket path of a unix listener (gunicorn's SERVER_NAME fallback).
+    pub unix_path: Option<String>,
+}
+
+/// Why a blocking I/O call stopped.
+#[derive(Debug)]
+pub enum IoStop {
+    /// The socket failed or the peer went away.
+    Io(io::Error),
+    /// A Python signal handler raised (a worker timeout or quick shutdown): the exception is
+    /// pending for the caller to take with `PyErr::fetch`.
+    Interrupted(pyo3::PyErr),
+}
+
+impl From<io::Error> for IoStop {
+    fn from(e: io::Error) -> Self {
+        IoStop::Io(e)
+    }
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: Stream,
+    /// Bytes read but not yet parsed; `buf[pos..]` is live.
+    pub buf: Vec<u8>,
+    pub pos: usize,
+    pub peer: Option<SocketAddr>,
+    pub listener: Arc<ListenerInfo>,
+    /// Requests served on this connection so far.
+    pub requests: u32,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl Conn {
+    pub fn new(stream: Stream, peer: Option<SocketAddr>, listener: Arc<ListenerInfo>) -> Conn {
+        Conn { stream, buf: Vec::with_capacity(4096), pos: 0, peer, listener, requests: 0 }
+    }
+
+    /// The unparsed bytes.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Marks `n` pending bytes as used.
+    pub fn consume(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    fn make_room(&mut self) {
+        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+    }
+
+    fn raw_read(&mut self) -> io::Result<usize> {
+        self.make_room();
+        recv_append(self.stream.as_fd().as_raw_fd(), &mut self.buf)
+    }
+
+    /// Reads more bytes into the buffer, waiting asynchronously. `Ok(0)` is EOF.
+    pub async fn read_more(&mut self) -> io::Result<usize> {
+        self.make_room();
+        let Conn { stream, buf, .. } = self;
+        loop {
+            let fd = stream.as_fd().as_raw_fd();
+            let res = match stream {
+                Stream::Tcp(s) => {
+                    s.readable().await?;
+                    s.try_io(tokio::io::Interest::READABLE, || recv_append(fd, buf))
+                }
+                Stream::Unix(s) => {
+                    s.readable().await?;
+                    s.try_io(tokio::io::Interest::READABLE, || recv_append(fd, buf))
+                }
+            };
+            match res {
+                Ok(n) => return Ok(n),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads more bytes, blocking this thread (GIL released while waiting). `Ok(0)` is EOF.
+    pub fn read_blocking(&mut self, waiter: &Waiter) -> Result<usize, IoStop> {
+        loop {
+            match self.raw_read() {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => waiter.wait(self.stream.as_fd(), PollFlags::POLLIN)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => waiter.check_signals()?,
+                Err(e) => return Err(IoStop::Io(e)),
+            }
+        }
+    }
+
+    /// Writes all of `bufs`, blocking this thread (GIL released while waiting).
+    pub fn write_all_blocking(&self, bufs: &[&[u8]], waiter: &Waiter) -> Result<(), IoStop> {
+        let fd = self.stream.as_fd();
+        for b in bufs {
+            let mut off = 0;
+            while off < b.len() {
+                match send(fd.as_raw_fd(), &b[off..], MsgFlags::MSG_NOSIGNAL) {
+                    Ok(n) => off += n,
+                    Err(Errno::EAGAIN) => waiter.wait(fd, PollFlags::POLLOUT)?,
+                    Err(Errno::EINTR) => waiter.check_signals()?,
+                    Err(e) => return Err(IoStop::Io(io::Error::from(e))),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes all of `data` asynchronously (error pages, `100 Continue` outside the app).
+    pub async fn write_all(&self, data: &[u8]) -> io::Result<()> {
+        let mut off = 0;
+        while off < data.len() {
+            match &self.stream {
+                Stream::Tcp(s) => s.writable().await?,
+                Stream::Unix(s) => s.writable().await?,
+            }
+            let r = match &self.stream {
+                Stream::Tcp(s) => s.try_write(&data[off..]),
+                Stream::Unix(s) => s.try_write(&data[off..]),
+            };
+            match r {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// gunicorn's graceful close: shut the write side, then read and discard what the client
+    /// still sends (up to 64 KiB, for up to 2 s), so the close does not turn into an RST that
+    /// would destroy the response in flight.
+    pub async fn close_graceful(mut self) {
+        let _ = shutdown(self.stream.as_fd().as_raw_fd(), Shutdown::Write);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut drained = 0usize;
+        while drained < 64 * 1024 {
+            self.buf.clear();
+            self.pos = 0;
+            match tokio::time::timeout_at(deadline, self.read_more()).await {
+                Ok(Ok(n)) if n > 0 => drained += n,
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Appends what one `recv` returns to `buf` (up to 1 MiB at a time, as gunicorn 27 reads).
+fn recv_append(fd: std::os::fd::RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let len = buf.len();
+    let want = (buf.capacity() - len).clamp(READ_CHUNK, 1024 * 1024);
+    buf.resize(len + want, 0);
+    match recv(fd, &mut buf[len..], MsgFlags::empty()) {
+        Ok(n) => {
+            buf.truncate(len + n);
+            Ok(n)
+        }
+        Err(e) => {
+            buf.truncate(len);
+            Err(io::Error::from(e))
+        }
+    }
+}
+
+/// How a blocking wait is bounded and interrupted.
+pub struct Waiter {
+    /// The worker's signal wakeup pipe, watched only on the main thread (where CPython runs
+    /// signal handlers).
+    pub wakeup: Option<BorrowedFd<'static>>,
+    pub deadline: Option<Instant>,
+}
+
+impl Waiter {
+    /// Waits until `fd` is ready for `flags`, with the GIL released.
+    pub fn wait(&self, fd: BorrowedFd<'_>, flags: PollFlags) -> Result<(), IoStop> {
+        let timeout = match self.deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(IoStop::Io(io::ErrorKind::TimedOut.into()));
+                }
+                PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        };
+        let woke = pyo3::Python::attach(|py| {
+            py.detach(|| {
+                let mut fds = vec![PollFd::new(fd, flags)];
+                if let Some(w) = self.wakeup {
+                    fds.push(PollFd::new(w, PollFlags::POLLIN));
+                }
+                match poll(&mut fds, timeout) {
+                    Ok(_) => fds.get(1).and_then(|f| f.revents()).is_some_and(|r| r.contains(PollFlags::POLLIN)),
+                    Err(_) => true,
+                }
+            })
+        });
+        if woke {
+            self.check_signals()?;
+        }
+        Ok(())
+    }
+
+    /// Runs pending Python signal handlers; an exception they raise stops the I/O.
+    pub fn check_signals(&self) -> Result<(), IoStop> {
+        if self.wakeup.is_none() {
+            return Ok(());
+        }
+        pyo3::Python::attach(|py| py.check_signals()).map_err(IoStop::Interrupted)
+    }
+}

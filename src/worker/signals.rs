@@ -1,0 +1,112 @@
+//! A worker's signals, with gunicorn's meanings: TERM = finish in-flight work and exit,
+//! QUIT/INT = `worker_int` and exit now, ABRT (the master's timeout) = `worker_abort` and exit,
+//! USR1 = reopen logs, WINCH ignored, HUP/USR2 default (terminate).
+//!
+//! Handlers are Python-level (so QUIT/ABRT can raise `SystemExit` inside running app code, as
+//! in gunicorn); they run on the main thread, from bytecode or from `check_signals` when the
+//! wakeup pipe fires.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::sys::signal::Signal;
+use pyo3::prelude::*;
+
+use crate::observe;
+use crate::python::{self, signals::WakeupPipe};
+
+/// False once the worker should stop accepting and exit.
+static ALIVE: AtomicBool = AtomicBool::new(true);
+/// True when the stop is a quick one (QUIT, INT, ABRT): no graceful wait.
+static QUICK: AtomicBool = AtomicBool::new(false);
+/// Wakes the serving loops when `ALIVE` changes.
+pub static STOP: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// What the handlers need to call `worker_int` / `worker_abort`.
+pub struct HookTarget {
+    pub call: Box<dyn Fn(Python<'_>, &str) + Send + Sync>,
+}
+static HOOKS: OnceLock<HookTarget> = OnceLock::new();
+
+pub fn alive() -> bool {
+    ALIVE.load(Ordering::Relaxed)
+}
+
+pub fn quick() -> bool {
+    QUICK.load(Ordering::Relaxed)
+}
+
+/// Stops the worker (max_requests reached, parent gone, TERM).
+pub fn stop(quick: bool) {
+    if quick {
+        QUICK.store(true, Ordering::Relaxed);
+    }
+    ALIVE.store(false, Ordering::Relaxed);
+    STOP.notify_waiters();
+}
+
+#[pyfunction]
+fn handle_exit(_signum: i32, _frame: Py<PyAny>) {
+    stop(false);
+}
+
+#[pyfunction]
+fn handle_quit(py: Python<'_>, _signum: i32, _frame: Py<PyAny>) -> PyResult<()> {
+    stop(true);
+    if let Some(h) = HOOKS.get() {
+        (h.call)(py, "worker_int");
+    }
+    py.detach(|| std::thread::sleep(std::time::Duration::from_millis(100)));
+    Err(pyo3::exceptions::PySystemExit::new_err(0))
+}
+
+#[pyfunction]
+fn handle_abort(py: Python<'_>, _signum: i32, _frame: Py<PyAny>) -> PyResult<()> {
+    stop(true);
+    if let Some(h) = HOOKS.get() {
+        (h.call)(py, "worker_abort");
+    }
+    Err(pyo3::exceptions::PySystemExit::new_err(1))
+}
+
+#[pyfunction]
+fn handle_usr1(_signum: i32, _frame: Py<PyAny>) {
+    observe::reopen();
+}
+
+#[pyfunction]
+fn handle_winch(_signum: i32, _frame: Py<PyAny>) {
+    observe::debug("worker: SIGWINCH ignored.");
+}
+
+/// Installs the worker's handlers and a fresh wakeup pipe (replacing the master's).
+pub fn install(py: Python<'_>, hooks: HookTarget) -> PyResult<WakeupPipe> {
+    let _ = HOOKS.set(hooks);
+    for sig in [
+        Signal::SIGABRT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCHLD,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+    ] {
+        python::signals::set_default(py, sig as i32)?;
+    }
+    let pipe = WakeupPipe::install(py)?;
+    let set = |sig: Signal, f: Bound<'_, PyAny>| python::signals::set_handler(py, sig as i32, &f);
+    set(Signal::SIGQUIT, wrap_pyfunction!(handle_quit, py)?.into_any())?;
+    set(Signal::SIGTERM, wrap_pyfunction!(handle_exit, py)?.into_any())?;
+    set(Signal::SIGINT, wrap_pyfunction!(handle_quit, py)?.into_any())?;
+    set(Signal::SIGWINCH, wrap_pyfunction!(handle_winch, py)?.into_any())?;
+    set(Signal::SIGUSR1, wrap_pyfunction!(handle_usr1, py)?.into_any())?;
+    set(Signal::SIGABRT, wrap_pyfunction!(handle_abort, py)?.into_any())?;
+    // TERM and USR1 must not interrupt requests in progress.
+    python::signals::siginterrupt(py, Signal::SIGTERM as i32, false)?;
+    python::signals::siginterrupt(py, Signal::SIGUSR1 as i32, false)?;
+    Ok(pipe)
+}

@@ -1,0 +1,233 @@
+//! `wsgi.input`: the request body, streamed from the socket as the app reads it (never held
+//! whole), de-chunked, with gunicorn's `read`/`readline`/`readlines`/iteration semantics.
+
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+use rgun_h1::{BodyDecoder, BodyFraming, ParseError, ParserConfig};
+
+use super::exchange::Exchange;
+use crate::worker::conn::{Conn, IoStop, Waiter};
+
+pyo3::create_exception!(rgun, BodyError, pyo3::exceptions::PyException, "The request body is malformed or the client went away.");
+
+/// Decoded-but-unread body bytes and the decoder that produces them.
+#[derive(Debug)]
+pub struct BodyState {
+    decoder: Option<BodyDecoder>,
+    out: Vec<u8>,
+    pos: usize,
+    /// The body error that ended reading, kept so the request handler can answer it.
+    pub error: Option<ParseError>,
+}
+
+/// Why the body could not be read further.
+pub enum BodyStop {
+    Parse(ParseError),
+    Io(IoStop),
+}
+
+impl BodyState {
+    pub fn new(framing: &BodyFraming, cfg: &ParserConfig) -> BodyState {
+        let decoder = match framing {
+            BodyFraming::Empty | BodyFraming::Length(0) => None,
+            f => Some(BodyDecoder::new(f, cfg)),
+        };
+        BodyState { decoder, out: Vec::new(), pos: 0, error: None }
+    }
+
+    fn available(&self) -> usize {
+        self.out.len() - self.pos
+    }
+
+    /// Whether the whole body has been decoded (so the connection can be reused).
+    pub fn finished(&self) -> bool {
+        self.decoder.as_ref().is_none_or(BodyDecoder::is_done) && self.error.is_none()
+    }
+
+    /// Decodes until `want` bytes are available (or the body ends).
+    fn fill(&mut self, conn: &mut Conn, waiter: &Waiter, want: usize) -> Result<(), BodyStop> {
+        loop {
+            if self.available() >= want {
+                return Ok(());
+            }
+            let Some(dec) = self.decoder.as_mut() else { return Ok(()) };
+            if dec.is_done() {
+                return Ok(());
+            }
+            if self.pos > 0 && self.pos == self.out.len() {
+                self.out.clear();
+                self.pos = 0;
+            }
+            if !conn.pending().is_empty() {
+                let used = dec.decode(conn.pending(), &mut self.out).map_err(BodyStop::Parse)?;
+                conn.consume(used);
+                if used > 0 || dec.is_done() {
+                    continue;
+                }
+            }
+            match conn.read_blocking(waiter) {
+                Ok(0) => {
+                    dec.decode_eof().map_err(BodyStop::Parse)?;
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(e) => return Err(BodyStop::Io(e)),
+            }
+        }
+    }
+
+    /// Takes up to `n` bytes (`None` = all that remain).
+    fn take(&mut self, n: Option<usize>) -> Vec<u8> {
+        let n = n.map_or(self.available(), |n| n.min(self.available()));
+        let v = self.out[self.pos..self.pos + n].to_vec();
+        self.pos += n;
+        v
+    }
+
+    fn find_newline(&self, from: usize) -> Option<usize> {
+        memchr::memchr(b'\n', &self.out[self.pos + from..]).map(|i| i + from)
+    }
+
+    /// Reads and discards the rest of the body (before reusing the connection).
+    pub fn drain(&mut self, conn: &mut Conn, waiter: &Waiter, limit: usize) -> bool {
+        let mut seen = 0usize;
+        loop {
+            self.pos = self.out.len();
+            if self.decoder.as_ref().is_none_or(BodyDecoder::is_done) {
+                return self.error.is_none();
+            }
+            if seen > limit {
+                return false;
+            }
+            let before = self.out.len();
+            match self.fill(conn, waiter, self.available() + 64 * 1024) {
+                Ok(()) => seen += self.out.len().saturating_sub(before).max(1),
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// The `wsgi.input` object.
+#[pyclass(module = "rgun", name = "Body")]
+pub struct Input {
+    pub ex: Arc<Mutex<Exchange>>,
+}
+
+fn stop_to_py(py: Python<'_>, ex: &mut Exchange, stop: BodyStop) -> PyErr {
+    match stop {
+        BodyStop::Parse(e) => {
+            let msg = e.log_text();
+            ex.body.error = Some(e);
+            BodyError::new_err(msg)
+        }
+        BodyStop::Io(IoStop::Interrupted(e)) => e,
+        BodyStop::Io(IoStop::Io(e)) => {
+            let _ = py;
+            ex.body.error = Some(ParseError::NoMoreData(Vec::new()));
+            BodyError::new_err(format!("client connection failed: {e}"))
+        }
+    }
+}
+
+impl Input {
+    fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&mut Exchange) -> Result<R, BodyStop>) -> PyResult<R> {
+        let mut guard = self
+            .ex
+            .try_lock()
+            .map_err(|_| PyRuntimeError::new_err("wsgi.input is being read by another thread"))?;
+        let ex = &mut *guard;
+        match f(ex) {
+            Ok(r) => Ok(r),
+            Err(stop) => Err(stop_to_py(py, ex, stop)),
+        }
+    }
+}
+
+fn size_arg(size: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    match size {
+        None => Ok(None),
+        Some(s) if s.is_none() => Ok(None),
+        Some(s) => {
+            if !s.is_instance_of::<pyo3::types::PyInt>() {
+                return Err(PyTypeError::new_err("size must be an integral type"));
+            }
+            let n: i64 = s.extract()?;
+            Ok(usize::try_from(n).ok())
+        }
+    }
+}
+
+#[pymethods]
+impl Input {
+    #[pyo3(signature = (size=None))]
+    fn read<'py>(&self, py: Python<'py>, size: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
+        let size = size_arg(size)?;
+        if size == Some(0) {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let data = self.with(py, |ex| {
+            let Exchange { conn, body, waiter, .. } = ex;
+            let Some(conn) = conn.as_mut() else { return Ok(Vec::new()) };
+            body.fill(conn, waiter, size.unwrap_or(usize::MAX))?;
+            Ok(body.take(size))
+        })?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (size=None))]
+    fn readline<'py>(&self, py: Python<'py>, size: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
+        let size = size_arg(size)?;
+        if size == Some(0) {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let data = self.with(py, |ex| {
+            let Exchange { conn, body, waiter, .. } = ex;
+            let Some(conn) = conn.as_mut() else { return Ok(Vec::new()) };
+            let limit = size.unwrap_or(usize::MAX);
+            let mut scanned = 0;
+            loop {
+                if let Some(i) = body.find_newline(scanned) {
+                    return Ok(body.take(Some((i + 1).min(limit))));
+                }
+                scanned = body.available();
+                if scanned >= limit {
+                    return Ok(body.take(Some(limit)));
+                }
+                let before = body.available();
+                body.fill(conn, waiter, before + 1)?;
+                if body.available() == before {
+                    return Ok(body.take(None));
+                }
+            }
+        })?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (hint=None))]
+    fn readlines<'py>(&self, py: Python<'py>, hint: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyList>> {
+        let _ = hint;
+        let data = self.read(py, None)?;
+        let lines = PyList::empty(py);
+        let bytes = data.as_bytes();
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i + 1);
+            lines.append(PyBytes::new(py, &bytes[start..end]))?;
+            start = end;
+        }
+        Ok(lines)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let line = self.readline(py, None)?;
+        Ok(if line.as_bytes().is_empty() { None } else { Some(line) })
+    }
+}

@@ -1,0 +1,279 @@
+//! The response side of an exchange, as gunicorn's `Response`: status and header validation,
+//! hop-by-hop filtering, the header block, Content-Length truncation, chunked framing, and the
+//! no-body rules for HEAD/1xx/204/304.
+
+use std::sync::OnceLock;
+
+use regex::bytes::Regex;
+
+use crate::observe;
+use crate::worker::conn::{Conn, IoStop, Waiter};
+
+/// Why the app's `start_response` arguments were refused (all become a 500).
+#[derive(Debug)]
+pub enum HeaderError {
+    /// `TypeError('%r is not a string')`.
+    Type(String),
+    /// `ValueError('Invalid status %r')`.
+    Status(String),
+    /// `InvalidResponseHeaderName('%r')`.
+    Name(String),
+    /// `InvalidResponseHeader('%r')` (the name only: the value may be secret).
+    Value(String),
+    /// `int()` of a Content-Length failed.
+    Length(String),
+}
+
+fn status_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^[0-9]{3}(?: [ \t\x21-\x7e\x80-\xff]*)?$").expect("valid regex"))
+}
+
+/// An RFC 9110 token (gunicorn's `TOKEN_RE`).
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_header_value(s: &str) -> bool {
+    s.chars().all(|c| matches!(c as u32, 0x20 | 0x09 | 0x21..=0x7e | 0x80..=0xff))
+}
+
+fn is_hop_by_hop(lname: &str) -> bool {
+    matches!(
+        lname,
+        "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailers" | "transfer-encoding" | "upgrade" | "server" | "date"
+    )
+}
+
+/// Latin-1 encoding of a str that is known to hold only U+0000..U+00FF.
+pub fn latin1(s: &str, out: &mut Vec<u8>) {
+    if s.is_ascii() {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        out.extend(s.chars().map(|c| c as u32 as u8));
+    }
+}
+
+#[derive(Debug)]
+pub struct ResponseState {
+    pub status: Option<String>,
+    pub status_code: Option<u16>,
+    /// The app's headers after the hop-by-hop filter.
+    pub headers: Vec<(String, String)>,
+    pub headers_sent: bool,
+    pub chunked: bool,
+    pub must_close: bool,
+    pub response_length: Option<u64>,
+    pub sent: u64,
+    pub upgrade: bool,
+    omits_body: bool,
+    warned: bool,
+    /// Request facts the response depends on.
+    pub version: (u8, u8),
+    pub method: String,
+    pub req_should_close: bool,
+}
+
+impl ResponseState {
+    pub fn new(version: (u8, u8), method: &str, req_should_close: bool, force_close: bool) -> ResponseState {
+        ResponseState {
+            status: None,
+            status_code: None,
+            headers: Vec::new(),
+            headers_sent: false,
+            chunked: false,
+            must_close: force_close,
+            response_length: None,
+            sent: 0,
+            upgrade: false,
+            omits_body: false,
+            warned: false,
+            version,
+            method: method.to_string(),
+            req_should_close,
+        }
+    }
+
+    /// Validates and records `start_response(status, headers)`.
+    pub fn start(&mut self, status: String, headers: Vec<(String, String)>) -> Result<(), HeaderError> {
+        if !status_re().is_match(&encode_for_check(&status)) {
+            return Err(HeaderError::Status(status));
+        }
+        self.status_code = status.split_whitespace().next().and_then(|c| c.parse().ok());
+        self.status = Some(status);
+        for (name, value) in headers {
+            if !is_token(&name) {
+                return Err(HeaderError::Name(name));
+            }
+            if !is_header_value(&value) {
+                return Err(HeaderError::Value(name));
+            }
+            let value = value.trim_matches([' ', '\t']).to_string();
+            let lname = name.to_ascii_lowercase();
+            if lname == "content-length" {
+                let n: i128 = value.trim().parse().map_err(|_| HeaderError::Length(value.clone()))?;
+                self.response_length = Some(u64::try_from(n).unwrap_or(0));
+            } else if is_hop_by_hop(&lname) {
+                if lname == "connection" && value.eq_ignore_ascii_case("upgrade") {
+                    self.upgrade = true;
+                } else if lname == "upgrade" && value.eq_ignore_ascii_case("websocket") {
+                    self.headers.push((name, value));
+                }
+                continue;
+            }
+            self.headers.push((name, value));
+        }
+        let code = self.status_code;
+        self.omits_body = self.method == "HEAD" || matches!(code, Some(204 | 304)) || code.is_some_and(|c| (100..200).contains(&c));
+        if self.omits_body && (code == Some(204) || code.is_some_and(|c| (100..200).contains(&c))) {
+            self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+            self.response_length = None;
+        }
+        self.chunked = self.response_length.is_none() && self.version > (1, 0) && !self.omits_body;
+        Ok(())
+    }
+
+    /// gunicorn's `Response.should_close`.
+    pub fn should_close(&self) -> bool {
+        if self.must_close || self.req_should_close {
+            return true;
+        }
+        if self.response_length.is_some() || self.chunked || self.method == "HEAD" {
+            return false;
+        }
+        !matches!(self.status_code, Some(c) if c < 200 || c == 204 || c == 304)
+    }
+
+    /// The header block: status line, Server, Date, Connection, [chunked], the app's headers.
+    pub fn header_block(&self, out: &mut Vec<u8>) {
+        let connection = if self.upgrade {
+            "upgrade"
+        } else if self.should_close() {
+            "close"
+        } else {
+            "keep-alive"
+        };
+        out.extend_from_slice(format!("HTTP/{}.{} ", self.version.0, self.version.1).as_bytes());
+        latin1(self.status.as_deref().unwrap_or(""), out);
+        out.extend_from_slice(b"\r\nServer: rgun\r\nDate: ");
+        let mut date = String::with_capacity(29);
+        observe::http_date(&mut date);
+        out.extend_from_slice(date.as_bytes());
+        out.extend_from_slice(b"\r\nConnection: ");
+        out.extend_from_slice(connection.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if self.chunked {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        for (k, v) in &self.headers {
+            latin1(k, out);
+            out.extend_from_slice(b": ");
+            latin1(v, out);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// `write(data)`: sends the headers if needed, then the (truncated, framed) data.
+    pub fn write(&mut self, conn: &Conn, waiter: &Waiter, data: &[u8]) -> Result<(), IoStop> {
+        let mut head = Vec::new();
+        if !self.headers_sent {
+            self.header_block(&mut head);
+            self.headers_sent = true;
+        }
+        let mut body: &[u8] = data;
+        if self.omits_body {
+            if !data.is_empty() && !self.warned {
+                self.warned = true;
+                no_body_warning(&self.method, self.status_code);
+            }
+            body = &[];
+        } else if let Some(len) = self.response_length {
+            let left = len.saturating_sub(self.sent);
+            body = &data[..data.len().min(usize::try_from(left).unwrap_or(usize::MAX))];
+        }
+        self.sent += body.len() as u64;
+        if self.chunked && !body.is_empty() {
+            let size = format!("{:X}\r\n", body.len());
+            conn.write_all_blocking(&[&head, size.as_bytes(), body, b"\r\n"], waiter)
+        } else {
+            conn.write_all_blocking(&[&head, body], waiter)
+        }
+    }
+
+    /// Ends the response: headers if none went out, the last chunk if chunked.
+    pub fn close(&mut self, conn: &Conn, waiter: &Waiter) -> Result<(), IoStop> {
+        let mut out = Vec::new();
+        if !self.headers_sent {
+            self.header_block(&mut out);
+            self.headers_sent = true;
+        }
+        if self.chunked {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        if out.is_empty() { Ok(()) } else { conn.write_all_blocking(&[&out], waiter) }
+    }
+
+    pub fn omits_body(&self) -> bool {
+        self.omits_body
+    }
+}
+
+/// gunicorn logs this on its `gunicorn.http.wsgi` module logger, which has no handler: Python
+/// prints it bare on stderr (the last-resort handler).
+pub fn no_body_warning(method: &str, status: Option<u16>) {
+    use std::io::Write;
+    let status = status.map_or_else(|| "None".to_string(), |s| s.to_string());
+    let _ = writeln!(
+        std::io::stderr(),
+        "WSGI app sent body bytes on a no-body response (method={method} status={status}); dropping per RFC 9110."
+    );
+}
+
+fn encode_for_check(s: &str) -> Vec<u8> {
+    // Characters above U+00FF can never match; map them to a byte the pattern rejects.
+    s.chars().map(|c| if (c as u32) <= 0xff { c as u32 as u8 } else { 0 }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(status: &str, headers: &[(&str, &str)], method: &str, version: (u8, u8)) -> ResponseState {
+        let mut r = ResponseState::new(version, method, false, false);
+        r.start(status.into(), headers.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()).unwrap();
+        r
+    }
+
+    #[test]
+    fn status_validation_matches_gunicorn() {
+        let mut r = ResponseState::new((1, 1), "GET", false, false);
+        assert!(matches!(r.start("20 OK".into(), vec![]), Err(HeaderError::Status(_))));
+        let mut r = ResponseState::new((1, 1), "GET", false, false);
+        assert!(r.start("200".into(), vec![]).is_ok());
+    }
+
+    #[test]
+    fn hop_by_hop_and_framing() {
+        let r = started("200 OK", &[("Connection", "x"), ("Server", "me"), ("X-A", " b ")], "GET", (1, 1));
+        assert_eq!(r.headers, vec![("X-A".to_string(), "b".to_string())]);
+        assert!(r.chunked);
+        let r = started("204 No Content", &[("Content-Length", "5")], "GET", (1, 1));
+        assert!(r.headers.is_empty() && !r.chunked && r.response_length.is_none());
+        let r = started("200 OK", &[], "GET", (1, 0));
+        assert!(!r.chunked && r.should_close());
+        let r = started("304 Not Modified", &[("Content-Length", "5")], "GET", (1, 1));
+        assert_eq!(r.response_length, Some(5));
+    }
+
+    #[test]
+    fn header_block_layout() {
+        let r = started("200 OK", &[("Content-Length", "2")], "GET", (1, 1));
+        let mut out = Vec::new();
+        r.header_block(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\nServer: rgun\r\nDate: "), "{text}");
+        assert!(text.ends_with("GMT\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n"), "{text}");
+    }
+}

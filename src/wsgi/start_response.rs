@@ -1,0 +1,119 @@
+//! `start_response` and the `write()` callable it returns (PEP 3333), with gunicorn's rules:
+//! a second call needs `exc_info`, `exc_info` after the headers went out re-raises, and
+//! every name and value is validated.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pyo3::exceptions::{PyAssertionError, PyOSError, PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use super::exchange::Exchange;
+use super::response::HeaderError;
+use crate::worker::conn::IoStop;
+
+/// The last header error, kept for the handler's 500 (gunicorn raises a typed exception).
+pub type HeaderErrorSlot = Arc<Mutex<Option<HeaderError>>>;
+
+#[pyclass(module = "rgun", name = "StartResponse")]
+pub struct StartResponse {
+    pub ex: Arc<Mutex<Exchange>>,
+}
+
+#[pyclass(module = "rgun", name = "Write")]
+pub struct Write {
+    pub ex: Arc<Mutex<Exchange>>,
+}
+
+fn lock(ex: &Arc<Mutex<Exchange>>) -> PyResult<MutexGuard<'_, Exchange>> {
+    ex.try_lock().map_err(|_| PyRuntimeError::new_err("the response is being written by another thread"))
+}
+
+fn repr(obj: &Bound<'_, PyAny>) -> String {
+    obj.repr().map(|r| r.to_string()).unwrap_or_default()
+}
+
+/// Turns a failed socket write into the exception the app (or the handler) sees.
+pub fn io_stop_to_py(stop: IoStop) -> PyErr {
+    match stop {
+        IoStop::Interrupted(e) => e,
+        IoStop::Io(e) => PyOSError::new_err((e.raw_os_error().unwrap_or(0), e.to_string())),
+    }
+}
+
+pyo3::create_exception!(rgun, InvalidResponseHeaderName, pyo3::exceptions::PyException);
+pyo3::create_exception!(rgun, InvalidResponseHeader, pyo3::exceptions::PyException);
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<Write> {
+        let mut ex = lock(&self.ex)?;
+        match exc_info {
+            Some(info) if info.is_truthy()? => {
+                if ex.resp.status.is_some() && ex.resp.headers_sent {
+                    let value = info.get_item(1)?;
+                    let tb = info.get_item(2)?;
+                    let err = PyErr::from_value(value.call_method1("with_traceback", (tb,))?);
+                    return Err(err);
+                }
+            }
+            _ => {
+                if ex.resp.status.is_some() {
+                    return Err(PyAssertionError::new_err("Response headers already set!"));
+                }
+            }
+        }
+        let status: String = if status.is_instance_of::<pyo3::types::PyString>() {
+            status.extract()?
+        } else {
+            return Err(PyTypeError::new_err(format!("{} is not a string", repr(status))));
+        };
+        let mut list = Vec::new();
+        for item in headers.try_iter()? {
+            let item = item?;
+            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+            if !name.is_instance_of::<pyo3::types::PyString>() {
+                return Err(PyTypeError::new_err(format!("{} is not a string", repr(&name))));
+            }
+            let name_s: String = name.extract()?;
+            if !super::response::is_token(&name_s) {
+                return Err(InvalidResponseHeaderName::new_err(repr(&name)));
+            }
+            if !value.is_instance_of::<pyo3::types::PyString>() {
+                return Err(PyTypeError::new_err(format!("{} is not a string", repr(&value))));
+            }
+            list.push((name_s, value.extract::<String>()?));
+        }
+        ex.resp.start(status, list).map_err(|e| match e {
+            HeaderError::Status(s) => pyo3::exceptions::PyValueError::new_err(format!(
+                "Invalid status {}",
+                pyo3::types::PyString::new(py, &s).repr().map(|r| r.to_string()).unwrap_or(s)
+            )),
+            HeaderError::Name(n) => InvalidResponseHeaderName::new_err(format!("'{n}'")),
+            HeaderError::Value(n) => InvalidResponseHeader::new_err(format!("'{n}'")),
+            HeaderError::Type(t) => PyTypeError::new_err(t),
+            HeaderError::Length(v) => pyo3::exceptions::PyValueError::new_err(format!("invalid literal for int() with base 10: '{v}'")),
+        })?;
+        Ok(Write { ex: self.ex.clone() })
+    }
+}
+
+#[pymethods]
+impl Write {
+    fn __call__(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut guard = lock(&self.ex)?;
+        let Exchange { conn, resp, waiter, .. } = &mut *guard;
+        let Some(conn) = conn.as_ref() else {
+            return Err(PyOSError::new_err("the response is already complete"));
+        };
+        if resp.status.is_none() {
+            return Err(PyAssertionError::new_err("write() before start_response()"));
+        }
+        let Ok(bytes) = data.cast::<PyBytes>() else {
+            resp.write(conn, waiter, b"").map_err(io_stop_to_py)?;
+            return Err(PyTypeError::new_err(format!("{} is not a byte", repr(data))));
+        };
+        resp.write(conn, waiter, bytes.as_bytes()).map_err(io_stop_to_py)
+    }
+}
