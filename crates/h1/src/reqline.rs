@@ -1,0 +1,165 @@
+//! Validation of the request line (`method SP target SP version`), in gunicorn's order:
+//! method, target characters, target form, target split, version.
+
+use memchr::memchr;
+
+use crate::config::ParserConfig;
+use crate::error::{BadVersion, ParseError};
+use crate::target::split_request_uri;
+use crate::text::{is_token, latin1};
+
+/// A request line that passed every check.
+pub(crate) struct RequestLine {
+    pub method: String,
+    pub uri: String,
+    pub path: String,
+    pub query: String,
+    pub fragment: String,
+    pub version: (u8, u8),
+}
+
+/// Parses the request line (without its CRLF).
+pub(crate) fn parse_request_line(
+    line: &[u8],
+    cfg: &ParserConfig,
+) -> Result<RequestLine, ParseError> {
+    let bad_line = || ParseError::InvalidRequestLine(latin1(line));
+    // Python's `line.split(b" ", 2)`: the version part keeps any further spaces.
+    let sp1 = memchr(b' ', line).ok_or_else(bad_line)?;
+    let sp2 = sp1 + 1 + memchr(b' ', &line[sp1 + 1..]).ok_or_else(bad_line)?;
+    let (method, target, version) = (&line[..sp1], &line[sp1 + 1..sp2], &line[sp2 + 1..]);
+
+    if !cfg.permit_unconventional_http_method
+        && (method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#')
+            || !(3..=20).contains(&method.len()))
+    {
+        return Err(ParseError::InvalidRequestMethod(latin1(method)));
+    }
+    if !is_token(method) {
+        return Err(ParseError::InvalidRequestMethod(latin1(method)));
+    }
+    let mut method = latin1(method);
+    if cfg.casefold_http_method {
+        method.make_ascii_uppercase();
+    }
+
+    // RFC 9112 3.2: the target is printable ASCII; everything else must be percent-encoded.
+    if target.is_empty() || target.iter().any(|&b| !(0x21..=0x7e).contains(&b)) {
+        return Err(bad_line());
+    }
+    // Asterisk-form only for OPTIONS; authority-form (or anything not origin/absolute)
+    // only for CONNECT.
+    if target == b"*" && method != "OPTIONS" {
+        return Err(bad_line());
+    }
+    if method != "CONNECT"
+        && target != b"*"
+        && !target.starts_with(b"/")
+        && memchr::memmem::find(target, b"://").is_none()
+    {
+        return Err(bad_line());
+    }
+    let parts = split_request_uri(target).map_err(|()| bad_line())?;
+
+    let version = parse_version(version, cfg)?;
+    // The target is ASCII here, so these conversions cannot fail.
+    let ascii = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Ok(RequestLine {
+        method,
+        uri: ascii(target),
+        path: ascii(parts.path),
+        query: ascii(parts.query),
+        fragment: ascii(parts.fragment),
+        version,
+    })
+}
+
+/// `HTTP/(\d)\.(\d)` in full, then the 1.0 ≤ v < 2.0 rule unless unconventional versions
+/// are permitted.
+fn parse_version(text: &[u8], cfg: &ParserConfig) -> Result<(u8, u8), ParseError> {
+    let version = match text {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            (major - b'0', minor - b'0')
+        }
+        _ => {
+            return Err(ParseError::InvalidHTTPVersion(BadVersion::Text(latin1(
+                text,
+            ))));
+        }
+    };
+    if version.0 != 1 && !cfg.permit_unconventional_http_version {
+        return Err(ParseError::InvalidHTTPVersion(BadVersion::Tuple(
+            version.0, version.1,
+        )));
+    }
+    Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str, cfg: &ParserConfig) -> Result<RequestLine, ParseError> {
+        parse_request_line(line.as_bytes(), cfg)
+    }
+
+    #[test]
+    fn methods() {
+        let cfg = ParserConfig::default();
+        assert!(parse("GET / HTTP/1.1", &cfg).is_ok());
+        for bad in [
+            "get / HTTP/1.1",
+            "GE / HTTP/1.1",
+            "G#T / HTTP/1.1",
+            "GET: / HTTP/1.1",
+        ] {
+            assert_eq!(
+                parse(bad, &cfg).err().unwrap().name(),
+                "InvalidRequestMethod",
+                "{bad}"
+            );
+        }
+        let mut lax = ParserConfig::default();
+        lax.permit_unconventional_http_method = true;
+        assert_eq!(parse("ge / HTTP/1.1", &lax).unwrap().method, "ge");
+        lax.casefold_http_method = true;
+        assert_eq!(parse("ge / HTTP/1.1", &lax).unwrap().method, "GE");
+        assert!(parse("g:t / HTTP/1.1", &lax).is_err());
+    }
+
+    #[test]
+    fn versions() {
+        let cfg = ParserConfig::default();
+        assert_eq!(parse("GET / HTTP/1.9", &cfg).unwrap().version, (1, 9));
+        let err = parse("GET / HTTP/2.0", &cfg).err().unwrap();
+        assert_eq!(err.log_text(), "Invalid HTTP Version: (2, 0)");
+        let err = parse("GET /x y HTTP/1.1", &cfg).err().unwrap();
+        assert_eq!(err.log_text(), "Invalid HTTP Version: 'y HTTP/1.1'");
+        let mut lax = ParserConfig::default();
+        lax.permit_unconventional_http_version = true;
+        assert_eq!(parse("GET / HTTP/0.9", &lax).unwrap().version, (0, 9));
+    }
+
+    #[test]
+    fn targets() {
+        let cfg = ParserConfig::default();
+        let line = parse("OPTIONS * HTTP/1.1", &cfg).unwrap();
+        assert_eq!((line.uri.as_str(), line.path.as_str()), ("*", "*"));
+        let line = parse("CONNECT example.com:443 HTTP/1.1", &cfg).unwrap();
+        assert_eq!(line.path, "443");
+        for bad in [
+            "GET * HTTP/1.1",
+            "GET foo HTTP/1.1",
+            "GET  HTTP/1.1",
+            "GET / HTTP/1.1 x",
+        ] {
+            assert!(parse(bad, &cfg).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse("GET  HTTP/1.1", &cfg).err().unwrap().log_text(),
+            "Invalid HTTP request line: 'GET  HTTP/1.1'"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! Byte-level helpers shared by the parsers: latin-1 decoding, RFC 9110 token and
+//! field-value character classes, SP/HTAB trimming.
+
+/// Decodes bytes as latin-1 (one char per byte), the way gunicorn's `bytes_to_str` does.
+pub(crate) fn latin1(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        // Pure ASCII is by far the common case and is valid UTF-8 as is.
+        Ok(s) if bytes.is_ascii() => s.to_owned(),
+        _ => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+/// Encodes a string of latin-1 chars back to bytes; chars above U+00FF become `?`.
+pub(crate) fn latin1_bytes(s: &str) -> Vec<u8> {
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
+}
+
+/// RFC 9110 `tchar`: `!#$%&'*+-.^_`|~`, digits and ASCII letters.
+pub(crate) const fn is_tchar(b: u8) -> bool {
+    matches!(b,
+        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`'
+        | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+}
+
+/// A non-empty run of `tchar`s (gunicorn's `TOKEN_RE.fullmatch`).
+pub(crate) fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+}
+
+/// Bytes gunicorn refuses in a field value: controls other than HTAB, and DEL.
+pub(crate) const fn is_bad_value_byte(b: u8) -> bool {
+    matches!(b, 0x00..=0x08 | 0x0a..=0x1f | 0x7f)
+}
+
+/// Python's `s.strip(" \t")`.
+pub(crate) fn trim_sp_htab(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    trim_end_sp_htab(s)
+}
+
+/// Python's `s.rstrip(" \t")`.
+pub(crate) fn trim_end_sp_htab(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latin1_round_trip() {
+        let all: Vec<u8> = (0..=255).collect();
+        let s = latin1(&all);
+        assert_eq!(s.chars().count(), 256);
+        assert_eq!(latin1_bytes(&s), all);
+        assert_eq!(latin1(b"plain"), "plain");
+    }
+
+    #[test]
+    fn trimming() {
+        assert_eq!(trim_sp_htab(b" \t a b\t "), b"a b");
+        assert_eq!(trim_sp_htab(b" \t "), b"");
+        assert_eq!(trim_end_sp_htab(b" x \t"), b" x");
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(is_token(b"X-Foo_bar!#$%&'*+-.^`|~09"));
+        assert!(!is_token(b""));
+        assert!(!is_token(b"a b"));
+        assert!(!is_token(b"a:b"));
+        assert!(!is_token(&[b'a', 0xdf]));
+    }
+}
