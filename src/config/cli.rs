@@ -253,8 +253,14 @@ impl<'py> Parser<'py> {
                     args.remove(pos);
                 }
                 let value: Py<PyAny> = match s.action {
-                    Action::StoreTrue => true.into_pyobject(py).map(|b| b.to_owned().into_any().unbind()).map_err(|e| Err(ParseError(e.to_string())))?,
-                    Action::StoreFalse => false.into_pyobject(py).map(|b| b.to_owned().into_any().unbind()).map_err(|e| Err(ParseError(e.to_string())))?,
+                    Action::StoreTrue => true
+                        .into_pyobject(py)
+                        .map(|b| b.to_owned().into_any().unbind())
+                        .map_err(|e| Err(ParseError(e.to_string())))?,
+                    Action::StoreFalse => false
+                        .into_pyobject(py)
+                        .map(|b| b.to_owned().into_any().unbind())
+                        .map_err(|e| Err(ParseError(e.to_string())))?,
                     Action::Store | Action::Append => match (args.as_slice(), s.optional_value) {
                         ([], Some(c)) => PyString::new(py, c).into_any().unbind(),
                         ([one], _) => self.convert(t, s, one).map_err(Err)?,
@@ -264,11 +270,17 @@ impl<'py> Parser<'py> {
                 };
                 if s.action == Action::Append {
                     let list = match &ns.values[i] {
-                        Some(l) => l.bind(py).cast::<PyList>().map(|l| l.clone()).unwrap_or_else(|_| PyList::empty(py)),
+                        Some(l) => l
+                            .bind(py)
+                            .cast::<PyList>()
+                            .cloned()
+                            .unwrap_or_else(|_| PyList::empty(py)),
                         None => PyList::empty(py),
                     };
-                    let copy = PyList::new(py, list.iter()).map_err(|e| Err(ParseError(e.to_string())))?;
-                    copy.append(value).map_err(|e| Err(ParseError(e.to_string())))?;
+                    let copy =
+                        PyList::new(py, list.iter()).map_err(|e| Err(ParseError(e.to_string())))?;
+                    copy.append(value)
+                        .map_err(|e| Err(ParseError(e.to_string())))?;
                     ns.values[i] = Some(copy.into_any().unbind());
                 } else {
                     ns.values[i] = Some(value);
@@ -308,7 +320,8 @@ impl<'py> Parser<'py> {
                 }
             }
         }
-        let option_indices: Vec<usize> = (0..pattern.len()).filter(|&i| pattern[i] == b'O').collect();
+        let option_indices: Vec<usize> =
+            (0..pattern.len()).filter(|&i| pattern[i] == b'O').collect();
         let mut extras: Vec<String> = Vec::new();
         let mut positional_pending = true;
 
@@ -318,7 +331,10 @@ impl<'py> Parser<'py> {
                 return start;
             }
             positional_pending = false;
-            let n = pattern[start..].iter().take_while(|&&c| c == b'A' || c == b'-').count();
+            let n = pattern[start..]
+                .iter()
+                .take_while(|&&c| c == b'A' || c == b'-')
+                .count();
             let mut got: Vec<String> = arg_strings[start..start + n].to_vec();
             if let Some(pos) = got.iter().position(|a| a == "--") {
                 got.remove(pos);
@@ -345,12 +361,16 @@ impl<'py> Parser<'py> {
                 extras.extend(arg_strings[start..next_option].iter().cloned());
                 start = next_option;
             }
-            start = self.consume_optional(&mut ns, &arg_strings, &pattern, &tuples, start, &mut extras)?;
+            start =
+                self.consume_optional(&mut ns, arg_strings, &pattern, &tuples, start, &mut extras)?;
         }
         let stop = consume_positionals(&mut ns, start);
         extras.extend(arg_strings[stop..].iter().cloned());
         if !extras.is_empty() {
-            return Err(Err(ParseError(format!("unrecognized arguments: {}", extras.join(" ")))));
+            return Err(Err(ParseError(format!(
+                "unrecognized arguments: {}",
+                extras.join(" ")
+            ))));
         }
         Ok(ns)
     }
@@ -471,7 +491,11 @@ pub fn py_int(py: Python<'_>, s: &str, base: Option<u32>) -> PyResult<Py<PyAny>>
 fn auto_int(py: Python<'_>, s: &str) -> PyResult<Py<PyAny>> {
     let mut it = s.chars();
     let octal = it.next() == Some('0') && it.next().is_some_and(|c| is_py_digit(py, c));
-    let x = if octal { s.replacen('0', "0o", 1) } else { s.to_string() };
+    let x = if octal {
+        s.replacen('0', "0o", 1)
+    } else {
+        s.to_string()
+    };
     py_int(py, &x, Some(0))
 }
 

@@ -55,8 +55,8 @@ pub fn raw_default<'py>(py: Python<'py>, s: &Setting) -> PyResult<Bound<'py, PyA
                 py.import("builtins")?.getattr("int")?.call1((w,))
             }
             "forwarded_allow_ips" => {
-                let f = std::env::var("FORWARDED_ALLOW_IPS")
-                    .unwrap_or_else(|_| "127.0.0.1,::1".into());
+                let f =
+                    std::env::var("FORWARDED_ALLOW_IPS").unwrap_or_else(|_| "127.0.0.1,::1".into());
                 Ok(PyString::new(py, &f).into_any())
             }
             "chdir" => Ok(PyString::new(py, &getcwd()).into_any()),

@@ -86,7 +86,9 @@ fn exec_file<'py>(py: Python<'py>, filename: &str) -> Result<Bound<'py, PyDict>,
 /// `traceback.print_exc()` for `e`, flushed.
 fn print_exception(py: Python<'_>, e: &PyErr) {
     let printed = py.import("traceback").and_then(|tb| {
-        tb.call_method1("print_exception", (e.value(py),))?;
+        let trace = e.traceback(py).map(|t| t.into_any());
+        let trace = trace.unwrap_or_else(|| py.None().into_bound(py));
+        tb.call_method1("print_exception", (e.get_type(py), e.value(py), trace))?;
         py.import("sys")?.getattr("stderr")?.call_method0("flush")?;
         Ok(())
     });

@@ -57,7 +57,10 @@ pub fn format_help(py: Python<'_>, prog: &str) -> String {
     let max_help_position = 24.min(width.saturating_sub(20).max(indent * 2));
 
     let mut items: Vec<(String, String)> = vec![
-        ("-h, --help".into(), "show this help message and exit".into()),
+        (
+            "-h, --help".into(),
+            "show this help message and exit".into(),
+        ),
         (
             "-v, --version".into(),
             "show program's version number and exit".into(),

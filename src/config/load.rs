@@ -51,7 +51,8 @@ impl<'py> Loader<'py> {
     fn set_all(&mut self, ns: &Namespace) -> Result<(), Fail> {
         for (st, v) in ns.given() {
             let v = v.bind(self.py).clone();
-            self.set(st, &v).map_err(|e| Fail::Error(err_text(self.py, &e)))?;
+            self.set(st, &v)
+                .map_err(|e| Fail::Error(err_text(self.py, &e)))?;
         }
         Ok(())
     }
@@ -166,21 +167,33 @@ fn run(py: Python<'_>, argv: &[String]) -> Result<Config, Fail> {
     // WSGIApplication.init()
     let mut app_uri: Option<String> = None;
     if let Some(paste) = truthy_str(py, args.get("paste")) {
-        let path = py.import("os").and_then(|o| o.getattr("path")).map_err(|e| python_exit(py, e))?;
+        let path = py
+            .import("os")
+            .and_then(|o| o.getattr("path"))
+            .map_err(|e| python_exit(py, e))?;
         let abs: String = path
             .call_method1("abspath", (&paste,))
             .and_then(|a| a.extract())
             .map_err(|e| python_exit(py, e))?;
         let file = abs.split('#').next().unwrap_or(&abs).to_string();
         if !std::path::Path::new(&file).exists() {
-            return Err(Fail::Error(format!("{} not found", cli::py_repr(py, &file))));
+            return Err(Fail::Error(format!(
+                "{} not found",
+                cli::py_repr(py, &file)
+            )));
         }
-        ld.set(super::spec::find("default_proc_name").expect("setting"), &PyString::new(py, &file).into_any())
-            .map_err(|e| python_exit(py, e))?;
+        ld.set(
+            super::spec::find("default_proc_name").expect("setting"),
+            &PyString::new(py, &file).into_any(),
+        )
+        .map_err(|e| python_exit(py, e))?;
         app_uri = Some(abs);
     } else if let Some(first) = args.args.first() {
-        ld.set(super::spec::find("default_proc_name").expect("setting"), &PyString::new(py, first).into_any())
-            .map_err(|e| python_exit(py, e))?;
+        ld.set(
+            super::spec::find("default_proc_name").expect("setting"),
+            &PyString::new(py, first).into_any(),
+        )
+        .map_err(|e| python_exit(py, e))?;
         app_uri = Some(first.clone());
     }
 

@@ -151,7 +151,8 @@ impl Config {
 
     /// gunicorn's `cfg.proc_name`: `proc_name`, else `default_proc_name`.
     pub fn proc_name(&self) -> Option<&str> {
-        self.str("proc_name").or_else(|| self.str("default_proc_name"))
+        self.str("proc_name")
+            .or_else(|| self.str("default_proc_name"))
     }
 
     /// gunicorn's `cfg.sendfile`: any explicit value disables it; else env `SENDFILE` decides.

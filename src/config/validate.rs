@@ -39,14 +39,22 @@ pub fn to_value(v: &Bound<'_, PyAny>) -> Value {
         return Value::Str(st.to_string());
     }
     if let Ok(l) = v.cast::<PyList>()
-        && let Ok(items) = l.iter().map(|x| x.extract::<String>()).collect::<PyResult<Vec<_>>>()
+        && let Ok(items) = l
+            .iter()
+            .map(|x| x.extract::<String>())
+            .collect::<PyResult<Vec<_>>>()
     {
         return Value::List(items);
     }
     if let Ok(d) = v.cast::<PyDict>() {
         let pairs: PyResult<Vec<(String, String)>> = d
             .iter()
-            .map(|(k, x)| Ok((k.cast::<PyString>()?.to_string(), x.cast::<PyString>()?.to_string())))
+            .map(|(k, x)| {
+                Ok((
+                    k.cast::<PyString>()?.to_string(),
+                    x.cast::<PyString>()?.to_string(),
+                ))
+            })
             .collect();
         if let Ok(p) = pairs {
             return Value::Dict(p);
@@ -79,7 +87,10 @@ fn pos_int<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, P
         int.call1((v, 0))?
     };
     if n.lt(0)? {
-        return Err(PyValueError::new_err(format!("Value must be positive: {}", s(&n))));
+        return Err(PyValueError::new_err(format!(
+            "Value must be positive: {}",
+            s(&n)
+        )));
     }
     if n.extract::<i64>().is_err() {
         return Err(PyValueError::new_err(format!(
@@ -97,7 +108,10 @@ fn boolean<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, P
         return Ok(v.clone());
     }
     if !v.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(format!("Invalid type for casting: {}", s(v))));
+        return Err(PyTypeError::new_err(format!(
+            "Invalid type for casting: {}",
+            s(v)
+        )));
     }
     let norm = v.call_method0("lower")?.call_method0("strip")?.to_string();
     match norm.as_str() {
@@ -182,7 +196,11 @@ fn arity(py: Python<'_>, f: &Bound<'_, PyAny>) -> PyResult<usize> {
     ];
     let sig = inspect.call_method1("signature", (f,))?;
     let mut n = 0;
-    for p in sig.getattr("parameters")?.call_method0("values")?.try_iter()? {
+    for p in sig
+        .getattr("parameters")?
+        .call_method0("values")?
+        .try_iter()?
+    {
         let kind = p?.getattr("kind")?;
         if kinds.iter().any(|k| k.eq(&kind).unwrap_or(false)) {
             n += 1;
@@ -192,7 +210,11 @@ fn arity(py: Python<'_>, f: &Bound<'_, PyAny>) -> PyResult<usize> {
 }
 
 /// `validate_callable(arity)`; `None` arity skips the arity check.
-fn callable<'py>(py: Python<'py>, v: &Bound<'py, PyAny>, want: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
+fn callable<'py>(
+    py: Python<'py>,
+    v: &Bound<'py, PyAny>,
+    want: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
     let mut v = v.clone();
     if v.is_instance_of::<PyString>() {
         let text = v.to_string();
@@ -222,12 +244,17 @@ fn callable<'py>(py: Python<'py>, v: &Bound<'py, PyAny>, want: Option<usize>) ->
         };
     }
     if !v.is_callable() {
-        return Err(PyTypeError::new_err(format!("Value is not callable: {}", s(&v))));
+        return Err(PyTypeError::new_err(format!(
+            "Value is not callable: {}",
+            s(&v)
+        )));
     }
     if let Some(n) = want
         && arity(py, &v)? != n
     {
-        return Err(PyTypeError::new_err(format!("Value must have an arity of: {n}")));
+        return Err(PyTypeError::new_err(format!(
+            "Value must have an arity of: {n}"
+        )));
     }
     Ok(v)
 }
@@ -259,7 +286,11 @@ fn post_request<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Bound<'
 }
 
 /// `validate_user` / `validate_group`.
-fn user_or_group<'py>(py: Python<'py>, v: &Bound<'py, PyAny>, user: bool) -> PyResult<Bound<'py, PyAny>> {
+fn user_or_group<'py>(
+    py: Python<'py>,
+    v: &Bound<'py, PyAny>,
+    user: bool,
+) -> PyResult<Bound<'py, PyAny>> {
     if v.is_none() {
         let id = if user {
             nix::unistd::geteuid().as_raw()
@@ -281,9 +312,9 @@ fn user_or_group<'py>(py: Python<'py>, v: &Bound<'py, PyAny>, user: bool) -> PyR
     };
     match py.import(module)?.call_method1(func, (v,)) {
         Ok(entry) => entry.getattr(field),
-        Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyError>(py) => Err(ConfigError::new_err(
-            format!("No such {what}: '{}'", s(v)),
-        )),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyError>(py) => {
+            Err(ConfigError::new_err(format!("No such {what}: '{}'", s(v))))
+        }
         Err(e) => Err(e),
     }
 }
@@ -295,7 +326,10 @@ fn chdir<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyA
     let joined = path.call_method1("join", (super::defaults::getcwd(), &v))?;
     let abs = path.call_method1("abspath", (path.call_method1("normpath", (joined,))?,))?;
     if !path.call_method1("exists", (&abs,))?.is_truthy()? {
-        return Err(ConfigError::new_err(format!("can't chdir to {}", v.repr()?)));
+        return Err(ConfigError::new_err(format!(
+            "can't chdir to {}",
+            v.repr()?
+        )));
     }
     Ok(abs)
 }
@@ -326,7 +360,10 @@ fn choice<'py>(
     }
 }
 
-fn list_of_files_or_patterns<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+fn list_of_files_or_patterns<'py>(
+    py: Python<'py>,
+    v: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     let list = list_string(py, v)?;
     let out = PyList::empty(py);
     let glob = py_call(py, "glob", "glob")?;
@@ -336,7 +373,9 @@ fn list_of_files_or_patterns<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyR
         let text = entry.to_string();
         if !text.contains(['*', '?', '[']) {
             if !exists.call1((&entry,))?.is_truthy()? {
-                return Err(PyValueError::new_err(format!("File {text} does not exists.")));
+                return Err(PyValueError::new_err(format!(
+                    "File {text} does not exists."
+                )));
             }
         } else {
             let kwargs = PyDict::new(py);
@@ -379,7 +418,11 @@ fn http_protocols<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Bound
     let text = strip(v)?.to_string();
     let protos: Vec<String> = text
         .split(',')
-        .map(|p| PyString::new(py, p).call_method0("strip").map(|x| x.to_string()))
+        .map(|p| {
+            PyString::new(py, p)
+                .call_method0("strip")
+                .map(|x| x.to_string())
+        })
         .collect::<PyResult<Vec<_>>>()?
         .into_iter()
         .filter(|p| !p.is_empty())
@@ -414,7 +457,11 @@ fn int_any<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, P
 }
 
 /// Runs `s`'s validator on `v` and returns the validated Python object.
-pub fn validate_object<'py>(py: Python<'py>, st: &Setting, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub fn validate_object<'py>(
+    py: Python<'py>,
+    st: &Setting,
+    v: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     match st.validator {
         Validator::String => string(v),
         Validator::PosInt => pos_int(py, v),
@@ -429,7 +476,10 @@ pub fn validate_object<'py>(py: Python<'py>, st: &Setting, v: &Bound<'py, PyAny>
             if v.is_instance_of::<PyDict>() {
                 Ok(v.clone())
             } else {
-                Err(PyTypeError::new_err(format!("Value is not a dictionary: {} ", s(v))))
+                Err(PyTypeError::new_err(format!(
+                    "Value is not a dictionary: {} ",
+                    s(v)
+                )))
             }
         }
         Validator::ReloadEngine => {
@@ -440,7 +490,10 @@ pub fn validate_object<'py>(py: Python<'py>, st: &Setting, v: &Bound<'py, PyAny>
             if engines.contains(v)? {
                 Ok(v.clone())
             } else {
-                Err(ConfigError::new_err(format!("Invalid reload_engine: {}", v.repr()?)))
+                Err(ConfigError::new_err(format!(
+                    "Invalid reload_engine: {}",
+                    v.repr()?
+                )))
             }
         }
         Validator::ListOfFilesOrPatterns => list_of_files_or_patterns(py, v),
@@ -456,7 +509,9 @@ pub fn validate_object<'py>(py: Python<'py>, st: &Setting, v: &Bound<'py, PyAny>
                 return Ok(PyString::new(py, if b.is_true() { "auto" } else { "off" }).into_any());
             }
             if !v.is_instance_of::<PyString>() {
-                return Err(PyTypeError::new_err("proxy_protocol must be string or bool"));
+                return Err(PyTypeError::new_err(
+                    "proxy_protocol must be string or bool",
+                ));
             }
             let norm = v.call_method0("lower")?.call_method0("strip")?.to_string();
             let mapped = match norm.as_str() {
@@ -464,7 +519,11 @@ pub fn validate_object<'py>(py: Python<'py>, st: &Setting, v: &Bound<'py, PyAny>
                 "true" | "auto" | "1" => "auto",
                 "v1" => "v1",
                 "v2" => "v2",
-                _ => return Err(PyValueError::new_err("proxy_protocol must be: off, v1, v2, or auto")),
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "proxy_protocol must be: off, v1, v2, or auto",
+                    ));
+                }
             };
             Ok(PyString::new(py, mapped).into_any())
         }
@@ -479,7 +538,15 @@ pub fn validate_object<'py>(py: Python<'py>, st: &Setting, v: &Bound<'py, PyAny>
         Validator::HttpProtocols => http_protocols(py, v),
         Validator::Http2Cleartext => {
             if let Ok(b) = v.cast::<PyBool>() {
-                return Ok(PyString::new(py, if b.is_true() { "prior-knowledge" } else { "off" }).into_any());
+                return Ok(PyString::new(
+                    py,
+                    if b.is_true() {
+                        "prior-knowledge"
+                    } else {
+                        "off"
+                    },
+                )
+                .into_any());
             }
             choice(
                 py,
