@@ -5,9 +5,34 @@
 //! The rest of rgun reads settings only through [`Config`]'s accessors, by gunicorn's setting
 //! names (`cfg.int("workers")`, `cfg.list("bind")`).
 
+mod cli;
+mod defaults;
+mod file;
+mod help;
+mod load;
+mod print;
+mod refuse;
+pub mod spec;
+mod table;
+mod validate;
+
 use std::collections::HashMap;
 
 use pyo3::prelude::*;
+
+pub use load::load;
+pub use print::print_config;
+pub use spec::Setting;
+pub use table::SETTINGS;
+
+/// The outcome of [`load`].
+#[derive(Debug)]
+pub enum Loaded {
+    /// Serve (or print/check) with this configuration.
+    Run(Config),
+    /// Exit now with this code; gunicorn's output (help, version, errors) was printed already.
+    Exit(i32),
+}
 
 /// One validated setting value, in the shape gunicorn's validators leave it.
 #[derive(Debug)]
@@ -99,6 +124,50 @@ impl Config {
         match self.get(name) {
             Value::Object(o) => Some(o),
             _ => None,
+        }
+    }
+
+    /// gunicorn's `cfg.worker_class_str`: `gthread` when `sync` is combined with threads > 1,
+    /// else the configured string (a class object: its `__name__`).
+    pub fn worker_class_str(&self) -> String {
+        match self.get("worker_class") {
+            Value::Str(s) => {
+                if (s == "sync" || s.ends_with("SyncWorker")) && self.int("threads") > 1 {
+                    "gthread".into()
+                } else {
+                    s.clone()
+                }
+            }
+            Value::Object(o) => Python::attach(|py| {
+                o.bind(py)
+                    .getattr("__name__")
+                    .and_then(|n| n.extract::<String>())
+                    .unwrap_or_default()
+            }),
+            other => panic!("worker_class is not a string or class: {other:?}"),
+        }
+    }
+
+    /// Whether workers use threads (gthread), after gunicorn's sync → gthread switch.
+    pub fn is_gthread(&self) -> bool {
+        let s = self.worker_class_str();
+        s == "gthread" || s.ends_with("ThreadWorker")
+    }
+
+    /// gunicorn's `cfg.proc_name`: `proc_name`, else `default_proc_name`.
+    pub fn proc_name(&self) -> Option<&str> {
+        self.str("proc_name")
+            .or_else(|| self.str("default_proc_name"))
+    }
+
+    /// gunicorn's `cfg.sendfile`: any explicit value disables it; else env `SENDFILE` decides.
+    pub fn sendfile_enabled(&self) -> bool {
+        if !matches!(self.get("sendfile"), Value::None) {
+            return false;
+        }
+        match std::env::var("SENDFILE") {
+            Ok(v) => matches!(v.to_lowercase().as_str(), "y" | "1" | "yes" | "true"),
+            Err(_) => true,
         }
     }
 }
