@@ -525,3 +525,145 @@ pub fn parse(py: Python<'_>, prog: &str, args: &[String]) -> Result<Namespace, E
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses and returns `Ok(workers, bind, args)` or `Err(message)`.
+    fn parse_msg(args: &[&str]) -> Result<Namespace, String> {
+        Python::initialize();
+        Python::attach(|py| {
+            let p = Parser {
+                py,
+                prog: "rgun",
+                opts: option_strings(),
+            };
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            match p.parse(&args) {
+                Ok(ns) => Ok(ns),
+                Err(Ok(exit)) => Err(format!("exit {}", exit.0)),
+                Err(Err(ParseError(m))) => Err(m),
+            }
+        })
+    }
+
+    fn get(ns: &Namespace, name: &str) -> Option<String> {
+        Python::attach(|py| ns.get(name).map(|v| v.bind(py).str().unwrap().to_string()))
+    }
+
+    #[test]
+    fn short_forms_and_equals() {
+        for form in [
+            &["-w3"][..],
+            &["-w", "3"],
+            &["-w=3"],
+            &["--workers=3"],
+            &["--workers", "3"],
+        ] {
+            let ns = parse_msg(form).unwrap();
+            assert_eq!(get(&ns, "workers").as_deref(), Some("3"), "{form:?}");
+        }
+    }
+
+    #[test]
+    fn unambiguous_prefix_and_ambiguous_error() {
+        let ns = parse_msg(&["--bac", "10", "--threa=2"]).unwrap();
+        assert_eq!(get(&ns, "backlog").as_deref(), Some("10"));
+        assert_eq!(get(&ns, "threads").as_deref(), Some("2"));
+        assert_eq!(
+            parse_msg(&["--max", "3"]).err().unwrap(),
+            "ambiguous option: --max could match --max-requests, --max-requests-jitter"
+        );
+        assert_eq!(
+            parse_msg(&["--max=3"]).err().unwrap(),
+            "ambiguous option: --max=3 could match --max-requests, --max-requests-jitter"
+        );
+    }
+
+    #[test]
+    fn errors_match_argparse() {
+        assert_eq!(
+            parse_msg(&["-w", "abc"]).err().unwrap(),
+            "argument -w/--workers: invalid int value: 'abc'"
+        );
+        assert_eq!(
+            parse_msg(&["-m", "9x"]).err().unwrap(),
+            "argument -m/--umask: invalid auto_int value: '9x'"
+        );
+        assert_eq!(
+            parse_msg(&["-w"]).err().unwrap(),
+            "argument -w/--workers: expected one argument"
+        );
+        assert_eq!(
+            parse_msg(&["--preload=yes"]).err().unwrap(),
+            "argument --preload: ignored explicit argument 'yes'"
+        );
+        assert_eq!(
+            parse_msg(&["--bogus", "app"]).err().unwrap(),
+            "unrecognized arguments: --bogus"
+        );
+        assert_eq!(
+            parse_msg(&["app", "-w", "2", "extra"]).err().unwrap(),
+            "unrecognized arguments: extra"
+        );
+    }
+
+    #[test]
+    fn positionals_and_double_dash() {
+        let ns = parse_msg(&["-w", "2", "app:app", "extra"]).unwrap();
+        assert_eq!(ns.args, ["app:app", "extra"]);
+        let ns = parse_msg(&["--", "-w"]).unwrap();
+        assert_eq!(ns.args, ["-w"]);
+        assert!(get(&ns, "workers").is_none());
+        let ns = parse_msg(&["-w", "-3"]).unwrap();
+        assert_eq!(
+            get(&ns, "workers").as_deref(),
+            Some("-3"),
+            "negative numbers are values"
+        );
+    }
+
+    #[test]
+    fn append_optional_value_and_aliases() {
+        let ns = parse_msg(&[
+            "-b",
+            "a",
+            "--bind",
+            "b",
+            "--log-file",
+            "x",
+            "--limit-request-field_size",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(get(&ns, "bind").as_deref(), Some("['a', 'b']"));
+        assert_eq!(get(&ns, "errorlog").as_deref(), Some("x"));
+        assert_eq!(get(&ns, "limit_request_field_size").as_deref(), Some("5"));
+        let ns = parse_msg(&["--proxy-protocol"]).unwrap();
+        assert_eq!(get(&ns, "proxy_protocol").as_deref(), Some("auto"));
+        let ns = parse_msg(&["--proxy-protocol", "app:app"]).unwrap();
+        assert_eq!(get(&ns, "proxy_protocol").as_deref(), Some("app:app"));
+        let ns = parse_msg(&["-m", "022", "--no-sendfile", "-RD"]).unwrap();
+        assert_eq!(get(&ns, "umask").as_deref(), Some("18"));
+        assert_eq!(get(&ns, "sendfile").as_deref(), Some("False"));
+        assert_eq!(get(&ns, "daemon").as_deref(), Some("True"));
+        assert_eq!(
+            get(&ns, "enable_stdio_inheritance").as_deref(),
+            Some("True")
+        );
+    }
+
+    #[test]
+    fn help_and_version_exit_zero() {
+        assert_eq!(parse_msg(&["-h"]).err().unwrap(), "exit 0");
+        assert_eq!(parse_msg(&["--vers"]).err().unwrap(), "exit 0");
+        // classification happens before any action: the ambiguity wins over -h
+        assert!(
+            parse_msg(&["-h", "--max"])
+                .err()
+                .unwrap()
+                .starts_with("ambiguous option")
+        );
+    }
+}

@@ -152,12 +152,12 @@ fn truthy_str(py: Python<'_>, v: Option<&Py<PyAny>>) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn run(py: Python<'_>, argv: &[String]) -> Result<Config, Fail> {
+/// The algorithm, with `GUNICORN_CMD_ARGS` passed in (the environment snapshot).
+fn run(py: Python<'_>, argv: &[String], env_cmd_args: Option<String>) -> Result<Config, Fail> {
     let prog = argv
         .first()
         .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
         .unwrap_or_else(|| "rgun".into());
-    let env_cmd_args = std::env::var("GUNICORN_CMD_ARGS").ok();
 
     let values = default_values(py).map_err(|e| python_exit(py, e))?;
     let mut ld = Loader { py, values };
@@ -241,12 +241,160 @@ fn run(py: Python<'_>, argv: &[String]) -> Result<Config, Fail> {
 /// Loads the configuration exactly as gunicorn does, from `argv` (`argv[0]` is the program
 /// name) and the environment. Prints gunicorn's messages itself.
 pub fn load(py: Python<'_>, argv: &[String]) -> Loaded {
-    match run(py, argv) {
+    load_with(py, argv, std::env::var("GUNICORN_CMD_ARGS").ok())
+}
+
+/// [`load`] with an explicit `GUNICORN_CMD_ARGS` value instead of the environment's.
+pub fn load_with(py: Python<'_>, argv: &[String], env_cmd_args: Option<String>) -> Loaded {
+    match run(py, argv, env_cmd_args) {
         Ok(cfg) => Loaded::Run(cfg),
         Err(Fail::Exit(code)) => Loaded::Exit(code),
         Err(Fail::Error(msg)) => {
             eprintln!("\nError: {msg}");
             Loaded::Exit(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        std::iter::once("rgun")
+            .chain(a.iter().copied())
+            .map(String::from)
+            .collect()
+    }
+
+    fn conf(name: &str, body: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("rgun-cfg-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let p = dir.join(name);
+        std::fs::write(&p, body).expect("write config");
+        p.to_string_lossy().into_owned()
+    }
+
+    fn run_ok(a: &[&str], env: Option<&str>) -> Config {
+        Python::initialize();
+        Python::attach(|py| match load_with(py, &argv(a), env.map(String::from)) {
+            Loaded::Run(c) => c,
+            Loaded::Exit(code) => panic!("exit {code} for {a:?}"),
+        })
+    }
+
+    fn run_code(a: &[&str], env: Option<&str>) -> i32 {
+        Python::initialize();
+        Python::attach(|py| match load_with(py, &argv(a), env.map(String::from)) {
+            Loaded::Run(_) => 0,
+            Loaded::Exit(code) => code,
+        })
+    }
+
+    #[test]
+    fn defaults_only() {
+        let c = run_ok(&["app:app"], None);
+        assert_eq!(c.int("workers"), 1);
+        assert_eq!(c.str("worker_class"), Some("sync"));
+        assert_eq!(c.str("default_proc_name"), Some("app:app"));
+        assert_eq!(c.app_uri.as_deref(), Some("app:app"));
+        assert_eq!(c.list("forwarded_allow_ips"), ["127.0.0.1", "::1"]);
+        assert!(c.object("on_starting").is_none());
+    }
+
+    #[test]
+    fn precedence_defaults_file_env_cli() {
+        let f = conf(
+            "prec.conf.py",
+            "workers = 2\ntimeout = 40\nkeepalive = 7\nbind = ['a:1', 'b:2']\nwsgi_app = 'x:y'\n",
+        );
+        // file only
+        let c = run_ok(&["-c", &f], None);
+        assert_eq!(
+            (c.int("workers"), c.int("timeout"), c.int("keepalive")),
+            (2, 40, 7)
+        );
+        assert_eq!(c.list("bind"), ["a:1", "b:2"]);
+        assert_eq!(c.app_uri.as_deref(), Some("x:y"));
+        // env beats file
+        let c = run_ok(&["-c", &f], Some("-w 3 -t 50 -b c:3"));
+        assert_eq!(
+            (c.int("workers"), c.int("timeout"), c.int("keepalive")),
+            (3, 50, 7)
+        );
+        assert_eq!(
+            c.list("bind"),
+            ["c:3"],
+            "append settings are replaced, not merged"
+        );
+        // CLI beats env and file
+        let c = run_ok(
+            &["-c", &f, "-w", "4", "-b", "d:4", "-b", "e:5", "m:a"],
+            Some("-w 3 -t 50"),
+        );
+        assert_eq!(
+            (c.int("workers"), c.int("timeout"), c.int("keepalive")),
+            (4, 50, 7)
+        );
+        assert_eq!(c.list("bind"), ["d:4", "e:5"]);
+        assert_eq!(c.app_uri.as_deref(), Some("m:a"));
+    }
+
+    #[test]
+    fn env_config_file_used_only_without_cli_config() {
+        let a = conf("a.conf.py", "workers = 5\n");
+        let b = conf("b.conf.py", "workers = 6\n");
+        let env = format!("-c {b}");
+        assert_eq!(run_ok(&["app"], Some(&env)).int("workers"), 6);
+        assert_eq!(run_ok(&["-c", &a, "app"], Some(&env)).int("workers"), 5);
+    }
+
+    #[test]
+    fn file_values_are_validated_and_coerced() {
+        let f = conf(
+            "coerce.conf.py",
+            "workers = '0x10'\npreload_app = 'true'\nraw_env = 'A=B'\nBind = 'x'\nlog_level = 'x'\n",
+        );
+        let c = run_ok(&["-c", &f, "app"], None);
+        assert_eq!(c.int("workers"), 16);
+        assert!(c.bool("preload_app"));
+        assert_eq!(c.list("raw_env"), ["A=B"]);
+        assert_eq!(c.list("bind"), ["127.0.0.1:8000"]);
+    }
+
+    #[test]
+    fn errors_exit_codes() {
+        assert_eq!(run_code(&[], None), 1, "no application module");
+        assert_eq!(run_code(&["-w", "abc", "app"], None), 2);
+        assert_eq!(run_code(&["app"], Some("--bogus")), 2);
+        assert_eq!(run_code(&["app"], Some("'-w")), 1, "shlex error");
+        assert_eq!(run_code(&["-c", "/nonexistent/x.py", "app"], None), 1);
+        let bad = conf("bad.conf.py", "workers = -1\n");
+        assert_eq!(run_code(&["-c", &bad, "app"], None), 1);
+        assert_eq!(run_code(&["--version"], None), 0);
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(run_code(&["--certfile", "x", "app"], None), 1);
+        assert_eq!(run_code(&["-k", "gevent", "app"], None), 1);
+        assert_eq!(run_code(&["-k", "gthread", "app"], None), 0);
+        assert_eq!(run_code(&["--no-sendfile", "app"], None), 0);
+        let same = conf("same.conf.py", "daemon = False\nlogconfig_dict = {}\n");
+        assert_eq!(
+            run_code(&["-c", &same, "app"], None),
+            0,
+            "defaults are fine"
+        );
+        let hook = conf("hook.conf.py", "def pre_exec(server):\n    pass\n");
+        assert_eq!(run_code(&["-c", &hook, "app"], None), 1);
+    }
+
+    #[test]
+    fn worker_class_str_switches_to_gthread() {
+        let c = run_ok(&["--threads", "4", "app"], None);
+        assert_eq!(c.worker_class_str(), "gthread");
+        assert!(c.is_gthread());
+        assert_eq!(run_ok(&["app"], None).worker_class_str(), "sync");
     }
 }

@@ -54,3 +54,27 @@ pub fn print_config(cfg: &Config) -> String {
         lines.join("\n")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_gunicorn() {
+        Python::initialize();
+        let values = Python::attach(|py| super::super::load::default_values(py).unwrap());
+        let cfg = Config::from_values(values, None);
+        let text = print_config(&cfg);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 120);
+        assert_eq!(
+            lines[0],
+            r#"access_log_format                  = %(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#
+        );
+        assert!(lines.contains(&"on_starting                        = <OnStarting.on_starting()>"));
+        assert!(lines.contains(&"forwarded_allow_ips                = ['127.0.0.1', '::1']"));
+        assert!(lines.contains(&"dogstatsd_tags                     = "));
+        assert!(lines.contains(&"control_socket_mode                = 384"));
+        assert!(!text.ends_with('\n'));
+    }
+}

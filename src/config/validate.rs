@@ -631,3 +631,138 @@ pub fn validate(py: Python<'_>, st: &Setting, v: &Bound<'_, PyAny>) -> PyResult<
         _ => to_value(&out),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::spec::find;
+
+    /// Evaluates `expr` in Python, validates it for `name` and returns `str(result)` or the
+    /// error text.
+    fn check(name: &str, expr: &str) -> Result<String, String> {
+        Python::initialize();
+        Python::attach(|py| {
+            let code = std::ffi::CString::new(expr).unwrap();
+            let v = py.eval(&code, None, None).unwrap();
+            validate_object(py, find(name).unwrap(), &v)
+                .map(|o| o.str().unwrap().to_string())
+                .map_err(|e| e.value(py).str().unwrap().to_string())
+        })
+    }
+
+    #[test]
+    fn pos_int() {
+        assert_eq!(check("workers", "'0x10'").unwrap(), "16");
+        assert_eq!(check("workers", "' 3 '").unwrap(), "3");
+        assert_eq!(check("workers", "True").unwrap(), "1");
+        assert_eq!(
+            check("workers", "-1").unwrap_err(),
+            "Value must be positive: -1"
+        );
+        assert_eq!(
+            check("umask", "'011'").unwrap_err(),
+            "invalid literal for int() with base 0: '011'"
+        );
+        assert_eq!(
+            check("workers", "2.5").unwrap_err(),
+            "int() can't convert non-string with explicit base"
+        );
+    }
+
+    #[test]
+    fn booleans_and_strings() {
+        assert_eq!(check("daemon", "' TRUE '").unwrap(), "True");
+        assert_eq!(
+            check("daemon", "'yes'").unwrap_err(),
+            "Invalid boolean: yes"
+        );
+        assert_eq!(
+            check("daemon", "1").unwrap_err(),
+            "Invalid type for casting: 1"
+        );
+        assert_eq!(check("pidfile", "'  /x  '").unwrap(), "/x");
+        assert_eq!(check("pidfile", "5").unwrap_err(), "Not a string: 5");
+    }
+
+    #[test]
+    fn lists() {
+        assert_eq!(check("bind", "'0.0.0.0:80'").unwrap(), "['0.0.0.0:80']");
+        assert_eq!(check("bind", "''").unwrap(), "[]");
+        assert_eq!(
+            check("forwarded_allow_ips", "'10.0.0.0/8, *'").unwrap(),
+            "['10.0.0.0/8', '*']"
+        );
+        assert_eq!(
+            check("forwarded_allow_ips", "['1.2.3.4']").unwrap_err(),
+            "Not a string: ['1.2.3.4']"
+        );
+        assert_eq!(
+            check("forwarded_allow_ips", "'192.168.1.1/24'").unwrap_err(),
+            "192.168.1.1/24 has host bits set"
+        );
+        assert_eq!(check("forwarder_headers", "'A,,B'").unwrap(), "['A', 'B']");
+    }
+
+    #[test]
+    fn hooks() {
+        assert!(
+            check("on_starting", "lambda s: None")
+                .unwrap()
+                .starts_with("<function")
+        );
+        assert_eq!(
+            check("on_starting", "lambda a, b: None").unwrap_err(),
+            "Value must have an arity of: 1"
+        );
+        assert_eq!(
+            check("post_request", "lambda a: None").unwrap_err(),
+            "Value must have an arity of: 4"
+        );
+        assert!(
+            check("post_request", "lambda a, b: None")
+                .unwrap()
+                .contains("validate_post_request.<locals>.<lambda>")
+        );
+        assert_eq!(
+            check("on_starting", "'os.getcwd'").unwrap_err(),
+            "Value must have an arity of: 1"
+        );
+        assert_eq!(
+            check("on_starting", "'os.nothere'").unwrap_err(),
+            "Can not load 'nothere' from 'os'"
+        );
+        assert_eq!(
+            check("on_starting", "'nodots'").unwrap_err(),
+            "Value 'nodots' is not import string. Format: module[.submodules...].object"
+        );
+        assert_eq!(
+            check("on_starting", "5").unwrap_err(),
+            "Value is not callable: 5"
+        );
+    }
+
+    #[test]
+    fn choices_and_classes() {
+        assert_eq!(check("proxy_protocol", "'TRUE'").unwrap(), "auto");
+        assert_eq!(check("header_map", "'Refuse '").unwrap(), "refuse");
+        assert_eq!(
+            check("header_map", "'x'").unwrap_err(),
+            "Invalid header map behaviour: x"
+        );
+        assert_eq!(
+            check("http_parser", "'x'").unwrap_err(),
+            "http_parser must be one of: auto, fast, python"
+        );
+        assert_eq!(check("worker_class", "' gthread '").unwrap(), "gthread");
+        assert_eq!(check("worker_class", "int").unwrap(), "<class 'int'>");
+        assert_eq!(
+            check("secure_scheme_headers", "5").unwrap_err(),
+            "Value is not a dictionary: 5 "
+        );
+        assert_eq!(check("user", "'0'").unwrap(), "0");
+        assert_eq!(
+            check("user", "'no-such-user-x'").unwrap_err(),
+            "No such user: 'no-such-user-x'"
+        );
+    }
+}
