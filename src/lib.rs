@@ -9,11 +9,14 @@
 //! - `wsgi`: the PEP 3333 bridge: environ, `wsgi.input`, `start_response`, response iteration.
 //! - `observe`: the error log and the access log, in gunicorn's formats (a side channel).
 
+pub mod arbiter;
 pub mod config;
 pub mod observe;
 pub mod python;
-pub mod unix;
 pub mod run;
+pub mod unix;
+pub mod worker;
+pub mod wsgi;
 
 use pyo3::prelude::*;
 

@@ -1,18 +1,105 @@
-//! The one place that turns a run's outcome into a process exit code (0, 1, 2, 3, 4 as gunicorn).
+//! The one place that turns a run's outcome into a process exit code (0, 1, 2, 3, 4 as gunicorn):
+//! load the configuration, handle `--print-config`/`--check-config`, start the master, and in a
+//! forked child, run the worker.
+
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 
+use crate::arbiter::{Arbiter, Outcome};
+use crate::config::{self, Config, Loaded};
+use crate::observe::{self, Level, Sink};
+use crate::python::{self, app::AppLoadError};
+
 /// Runs rgun with `argv` and returns the exit code.
 pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
-    let _ = py;
-    if argv.iter().any(|a| a == "-v" || a == "--version") {
-        println!(
-            "rgun (version {}, compatible with gunicorn {}, Python {})",
-            crate::VERSION,
-            crate::GUNICORN_VERSION,
-            Python::version_str().split_whitespace().next().unwrap_or("?")
-        );
-        return 0;
+    observe::local_offset_init();
+    let cfg = match config::load(py, argv) {
+        Loaded::Run(cfg) => cfg,
+        Loaded::Exit(code) => return code,
+    };
+    if cfg.bool("print_config") || cfg.bool("check_config") {
+        return check(py, &cfg);
     }
-    0
+    let level = Level::from_setting(cfg.str("loglevel").unwrap_or("info"));
+    let errorlog = Sink::from_setting(cfg.str("errorlog"), Sink::Stderr);
+    let accesslog = Sink::from_setting(cfg.str("accesslog"), Sink::Stdout);
+    if let Err(e) = observe::init(level, errorlog, accesslog) {
+        eprintln!("\nError: {e}\n");
+        return 1;
+    }
+    if let Err(e) = prepare_process(py, &cfg) {
+        eprintln!("\nError: {}\n", python::exc_str(py, &e));
+        return 1;
+    }
+    let app = if cfg.bool("preload_app") {
+        match python::app::import_app(py, cfg.app_uri.as_deref().unwrap_or("")) {
+            Ok(a) => Some(a),
+            Err(AppLoadError::Import(msg)) => {
+                eprintln!("\nError: {msg}\n");
+                return 1;
+            }
+            Err(AppLoadError::Other(e)) => {
+                eprintln!("{}", python::format_traceback(py, &e).trim_end());
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let worker_class = cfg.worker_class_str();
+    let cfg = Arc::new(cfg);
+    match Arbiter::new(cfg, app, worker_class).run(py) {
+        Outcome::Exit(code) => code,
+        Outcome::Worker(ctx) => crate::worker::run(py, *ctx),
+    }
+}
+
+/// `--print-config` / `--check-config`: print, import the app, exit 0 or 1.
+fn check(py: Python<'_>, cfg: &Config) -> i32 {
+    if cfg.bool("print_config") {
+        println!("{}", config::print_config(cfg));
+    }
+    match python::app::import_app(py, cfg.app_uri.as_deref().unwrap_or("")) {
+        Ok(_) => 0,
+        Err(e) => {
+            let text = match e {
+                AppLoadError::Import(msg) => format!("rgun.errors.AppImportError: {msg}"),
+                AppLoadError::Other(err) => python::format_traceback(py, &err),
+            };
+            eprintln!(
+                "\nError while loading the application:\n\n{}",
+                text.trim_end()
+            );
+            1
+        }
+    }
+}
+
+/// What gunicorn's `Arbiter.setup` does to the process before starting: `SERVER_SOFTWARE`,
+/// `raw_env`, `pythonpath`.
+fn prepare_process(py: Python<'_>, cfg: &Config) -> PyResult<()> {
+    let environ = py.import("os")?.getattr("environ")?;
+    environ.set_item(
+        "SERVER_SOFTWARE",
+        format!("gunicorn/{}", crate::GUNICORN_VERSION),
+    )?;
+    for entry in cfg.list("raw_env") {
+        match entry.split_once('=') {
+            Some((k, v)) => environ.set_item(k, v)?,
+            None => {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "environment setting '{entry}' invalid"
+                )));
+            }
+        }
+    }
+    if let Some(paths) = cfg.str("pythonpath") {
+        let sys_path = py.import("sys")?.getattr("path")?;
+        for p in paths.split(',').rev() {
+            let abs = py.import("os.path")?.call_method1("abspath", (p.trim(),))?;
+            sys_path.call_method1("insert", (0, abs))?;
+        }
+    }
+    Ok(())
 }

@@ -106,7 +106,10 @@ impl Arbiter {
                 Ok(p) => self.pidfile = Some(p),
                 Err(msg) => {
                     eprintln!("\nError: {msg}\n");
-                    return Err(Halt { reason: None, code: 1 });
+                    return Err(Halt {
+                        reason: None,
+                        code: 1,
+                    });
                 }
             }
         }
@@ -119,16 +122,24 @@ impl Arbiter {
                 Ok(a) => addrs.push(a),
                 Err(msg) => {
                     eprintln!("\nError: {msg}\n");
-                    return Err(Halt { reason: None, code: 1 });
+                    return Err(Halt {
+                        reason: None,
+                        code: 1,
+                    });
                 }
             }
         }
         let backlog = i32::try_from(self.cfg.int("backlog")).unwrap_or(2048);
         let umask = u32::try_from(self.cfg.int("umask")).unwrap_or(0);
-        self.listeners = py.detach(|| listeners::bind_all(&addrs, backlog, umask)).map_err(|msg| {
-            observe::error(&msg);
-            Halt { reason: None, code: 1 }
-        })?;
+        self.listeners = py
+            .detach(|| listeners::bind_all(&addrs, backlog, umask))
+            .map_err(|msg| {
+                observe::error(&msg);
+                Halt {
+                    reason: None,
+                    code: 1,
+                }
+            })?;
         observe::debug("Arbiter booted");
         let shown: Vec<String> = self.listeners.iter().map(Listener::display).collect();
         observe::info(&format!("Listening at: {} ({})", shown.join(","), self.pid));
@@ -148,8 +159,14 @@ impl Arbiter {
     }
 
     fn fatal(&self, py: Python<'_>, e: &PyErr) -> Halt {
-        observe::exception("Unhandled exception in main loop", &python::format_traceback(py, e));
-        Halt { reason: None, code: 255 }
+        observe::exception(
+            "Unhandled exception in main loop",
+            &python::format_traceback(py, e),
+        );
+        Halt {
+            reason: None,
+            code: 255,
+        }
     }
 
     /// One pass of the main loop.
@@ -200,7 +217,11 @@ impl Arbiter {
         wait.max(Duration::from_millis(10))
     }
 
-    fn handle_signal(&mut self, py: Python<'_>, sig: i32) -> Result<Option<Box<WorkerContext>>, Halt> {
+    fn handle_signal(
+        &mut self,
+        py: Python<'_>,
+        sig: i32,
+    ) -> Result<Option<Box<WorkerContext>>, Halt> {
         let name = python::signals::name(sig);
         let Ok(signal) = Signal::try_from(sig) else {
             observe::info(&format!("Ignoring unknown signal: {sig}"));
@@ -215,11 +236,17 @@ impl Arbiter {
         match signal {
             Signal::SIGTERM => {
                 self.stop(py, true);
-                Err(Halt { reason: None, code: 0 })
+                Err(Halt {
+                    reason: None,
+                    code: 0,
+                })
             }
             Signal::SIGINT | Signal::SIGQUIT => {
                 self.stop(py, false);
-                Err(Halt { reason: None, code: 0 })
+                Err(Halt {
+                    reason: None,
+                    code: 0,
+                })
             }
             Signal::SIGHUP => {
                 observe::info("Hang up: Master");
@@ -265,7 +292,12 @@ impl Arbiter {
                 return Ok(Some(ctx));
             }
         }
-        let old: Vec<i32> = self.workers.iter().filter(|(_, w)| w.age < first_new_age).map(|(p, _)| *p).collect();
+        let old: Vec<i32> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.age < first_new_age)
+            .map(|(p, _)| *p)
+            .collect();
         for pid in old {
             workers::signal_pid(pid, Signal::SIGTERM);
         }
@@ -284,16 +316,24 @@ impl Arbiter {
         for l in self.listeners.drain(..) {
             l.close(true);
         }
-        let sig = if graceful { Signal::SIGTERM } else { Signal::SIGQUIT };
+        let sig = if graceful {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGQUIT
+        };
         self.kill_workers(sig);
-        let mut deadline = Instant::now() + Duration::from_secs(u64::try_from(self.cfg.int("graceful_timeout")).unwrap_or(0));
+        let mut deadline = Instant::now()
+            + Duration::from_secs(u64::try_from(self.cfg.int("graceful_timeout")).unwrap_or(0));
         while !self.workers.is_empty() && Instant::now() < deadline {
             let _ = self.reap_workers_quiet(py);
             if self.workers.is_empty() {
                 break;
             }
             self.wait_for_signals(py, Duration::from_millis(100));
-            let quick = self.queue.iter().any(|s| *s == Signal::SIGINT as i32 || *s == Signal::SIGQUIT as i32);
+            let quick = self
+                .queue
+                .iter()
+                .any(|s| *s == Signal::SIGINT as i32 || *s == Signal::SIGQUIT as i32);
             self.queue.clear();
             if graceful && quick {
                 observe::info("Quick shutdown requested");
@@ -337,8 +377,12 @@ impl Arbiter {
     }
 
     /// Calls a master-side hook with the `server` object; errors are logged, never fatal.
-    fn hook<'py, A>(&self, py: Python<'py>, name: &str, args: impl FnOnce(Python<'py>, Py<PyAny>) -> A)
-    where
+    fn hook<'py, A>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        args: impl FnOnce(Python<'py>, Py<PyAny>) -> A,
+    ) where
         A: pyo3::call::PyCallArgs<'py>,
     {
         if self.cfg.object(name).is_none() {
@@ -346,7 +390,10 @@ impl Arbiter {
         }
         let server = crate::python::hooks::server_object(py, &self.cfg, self.pid, self.num_workers);
         if let Err(e) = crate::python::hooks::call(py, &self.cfg, name, args(py, server)) {
-            observe::exception(&format!("Exception in {name} hook"), &python::format_traceback(py, &e));
+            observe::exception(
+                &format!("Exception in {name} hook"),
+                &python::format_traceback(py, &e),
+            );
         }
     }
 }

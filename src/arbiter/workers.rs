@@ -29,7 +29,10 @@ pub(super) fn signal_pid(pid: i32, sig: Signal) {
 impl Arbiter {
     /// Spawns or retires workers until the count is `num_workers`. Returns the context when
     /// this process is a new worker.
-    pub(super) fn manage_workers(&mut self, py: Python<'_>) -> Result<Option<Box<WorkerContext>>, Halt> {
+    pub(super) fn manage_workers(
+        &mut self,
+        py: Python<'_>,
+    ) -> Result<Option<Box<WorkerContext>>, Halt> {
         let before = self.workers.len();
         while self.workers.len() < self.num_workers {
             if let Some(ctx) = self.spawn_worker(py)? {
@@ -37,7 +40,8 @@ impl Arbiter {
             }
         }
         // Too many: SIGTERM the oldest first.
-        let mut by_age: Vec<(u64, i32)> = self.workers.iter().map(|(pid, w)| (w.age, *pid)).collect();
+        let mut by_age: Vec<(u64, i32)> =
+            self.workers.iter().map(|(pid, w)| (w.age, *pid)).collect();
         by_age.sort_unstable();
         let surplus = self.workers.len().saturating_sub(self.num_workers);
         for (_, pid) in by_age.into_iter().take(surplus) {
@@ -50,12 +54,18 @@ impl Arbiter {
     }
 
     /// Forks one worker. In the child this returns its context; in the master, `None`.
-    pub(super) fn spawn_worker(&mut self, py: Python<'_>) -> Result<Option<Box<WorkerContext>>, Halt> {
+    pub(super) fn spawn_worker(
+        &mut self,
+        py: Python<'_>,
+    ) -> Result<Option<Box<WorkerContext>>, Halt> {
         self.worker_age += 1;
         let age = self.worker_age;
         let heartbeat = Heartbeat::create(self.cfg.str("worker_tmp_dir")).map_err(|e| {
             observe::error(&format!("Can't create the worker heartbeat file: {e}"));
-            Halt { reason: None, code: 1 }
+            Halt {
+                reason: None,
+                code: 1,
+            }
         })?;
         let max_requests = self.draw_max_requests();
         if self.cfg.object("pre_fork").is_some() {
@@ -68,7 +78,14 @@ impl Arbiter {
             Err(e) => return Err(self.fatal(py, &e)),
         };
         if pid != 0 {
-            self.workers.insert(pid, WorkerRecord { age, heartbeat, aborted: false });
+            self.workers.insert(
+                pid,
+                WorkerRecord {
+                    age,
+                    heartbeat,
+                    aborted: false,
+                },
+            );
             return Ok(None);
         }
         // The child: drop the siblings' heartbeat files and the master's listeners' ownership.
@@ -92,7 +109,11 @@ impl Arbiter {
             return u64::MAX;
         }
         let jitter = self.cfg.int("max_requests_jitter").max(0) as u64;
-        let extra = if jitter > 0 { random_u64() % (jitter + 1) } else { 0 };
+        let extra = if jitter > 0 {
+            random_u64() % (jitter + 1)
+        } else {
+            0
+        };
         base as u64 + extra
     }
 
@@ -110,7 +131,9 @@ impl Arbiter {
                     if self.workers.contains_key(&pid) {
                         let msg = format!("Worker (pid:{pid}) was sent {}!", sig.as_str());
                         match sig {
-                            Signal::SIGKILL => observe::error(&format!("{msg} Perhaps out of memory?")),
+                            Signal::SIGKILL => {
+                                observe::error(&format!("{msg} Perhaps out of memory?"))
+                            }
                             Signal::SIGTERM => observe::info(&msg),
                             _ => observe::warning(&msg),
                         }
@@ -120,20 +143,33 @@ impl Arbiter {
                 _ => continue,
             };
             let Some(record) = self.workers.remove(&pid) else {
-                observe::debug(&format!("Reaped unknown child process (pid:{pid}, status:{status:?})"));
+                observe::debug(&format!(
+                    "Reaped unknown child process (pid:{pid}, status:{status:?})"
+                ));
                 continue;
             };
             if let Some(c) = code.filter(|c| *c != 0) {
                 observe::error(&format!("Worker (pid:{pid}) exited with code {c}."));
             }
             match code {
-                Some(3) => return Err(Halt { reason: Some("Worker failed to boot.".into()), code: 3 }),
-                Some(4) => return Err(Halt { reason: Some("App failed to load.".into()), code: 4 }),
+                Some(3) => {
+                    return Err(Halt {
+                        reason: Some("Worker failed to boot.".into()),
+                        code: 3,
+                    });
+                }
+                Some(4) => {
+                    return Err(Halt {
+                        reason: Some("App failed to load.".into()),
+                        code: 4,
+                    });
+                }
                 _ => {}
             }
             drop(record.heartbeat);
             if self.cfg.object("child_exit").is_some() {
-                let worker = python::hooks::worker_object(py, &self.cfg, record.age, Some(pid), self.pid);
+                let worker =
+                    python::hooks::worker_object(py, &self.cfg, record.age, Some(pid), self.pid);
                 self.hook(py, "child_exit", |_, s| (s, worker));
             }
         }

@@ -91,7 +91,10 @@ impl AccessFormat {
                     if !lit.is_empty() {
                         pieces.push(Piece::Literal(std::mem::take(&mut lit)));
                     }
-                    pieces.push(Piece::Atom { atom: atom_for(key), spec });
+                    pieces.push(Piece::Atom {
+                        atom: atom_for(key),
+                        spec,
+                    });
                     rest = &after[used..];
                 }
                 None => {
@@ -149,7 +152,12 @@ fn parse_conversion(s: &str) -> Option<(&str, Spec, usize)> {
 fn atom_for(key: &str) -> Atom {
     if key.starts_with('{') {
         let lower = key.to_ascii_lowercase();
-        let name = |suffix: &str| lower.strip_prefix('{')?.strip_suffix(suffix).map(str::to_string);
+        let name = |suffix: &str| {
+            lower
+                .strip_prefix('{')?
+                .strip_suffix(suffix)
+                .map(str::to_string)
+        };
         if let Some(n) = name("}i") {
             return Atom::RequestHeader(n);
         }
@@ -187,7 +195,11 @@ fn atom_for(key: &str) -> Atom {
 
 /// gunicorn escapes `"` in string atoms only; numbers are left alone.
 fn esc(s: String) -> String {
-    if s.contains('"') { s.replace('"', "\\\"") } else { s }
+    if s.contains('"') {
+        s.replace('"', "\\\"")
+    } else {
+        s
+    }
 }
 
 fn value_of(atom: &Atom, rec: &dyn AccessRecord) -> String {
@@ -196,7 +208,9 @@ fn value_of(atom: &Atom, rec: &dyn AccessRecord) -> String {
     match atom {
         Atom::Host => esc(env("REMOTE_ADDR").unwrap_or_else(|| "-".into())),
         Atom::Dash => "-".into(),
-        Atom::User => esc(basic_auth_user(env("HTTP_AUTHORIZATION").as_deref()).unwrap_or_else(|| "-".into())),
+        Atom::User => {
+            esc(basic_auth_user(env("HTTP_AUTHORIZATION").as_deref()).unwrap_or_else(|| "-".into()))
+        }
         Atom::Time => {
             let mut s = String::new();
             access_log_time(&mut s);
@@ -208,7 +222,12 @@ fn value_of(atom: &Atom, rec: &dyn AccessRecord) -> String {
             env("RAW_URI").unwrap_or_default(),
             env("SERVER_PROTOCOL").unwrap_or_default()
         )),
-        Atom::Status => esc(rec.status().split_whitespace().next().unwrap_or("").to_string()),
+        Atom::Status => esc(rec
+            .status()
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()),
         Atom::Method => esc(env("REQUEST_METHOD").unwrap_or_else(|| "None".into())),
         Atom::PathInfo => esc(env("PATH_INFO").unwrap_or_else(|| "None".into())),
         Atom::Query => esc(env("QUERY_STRING").unwrap_or_else(|| "None".into())),
@@ -285,16 +304,18 @@ mod tests {
     struct Rec;
     impl AccessRecord for Rec {
         fn environ(&self, key: &str) -> Option<String> {
-            Some(match key {
-                "REMOTE_ADDR" => "127.0.0.1",
-                "REQUEST_METHOD" => "GET",
-                "RAW_URI" => "/a/b?x=1",
-                "SERVER_PROTOCOL" => "HTTP/1.1",
-                "HTTP_USER_AGENT" => "te\"st",
-                "HTTP_AUTHORIZATION" => "Basic dXNlcjpwYXNz",
-                _ => return None,
-            }
-            .to_string())
+            Some(
+                match key {
+                    "REMOTE_ADDR" => "127.0.0.1",
+                    "REQUEST_METHOD" => "GET",
+                    "RAW_URI" => "/a/b?x=1",
+                    "SERVER_PROTOCOL" => "HTTP/1.1",
+                    "HTTP_USER_AGENT" => "te\"st",
+                    "HTTP_AUTHORIZATION" => "Basic dXNlcjpwYXNz",
+                    _ => return None,
+                }
+                .to_string(),
+            )
         }
         fn environ_lower(&self, lower: &str) -> Option<String> {
             self.environ(&lower.to_ascii_uppercase())
@@ -319,13 +340,21 @@ mod tests {
     #[test]
     fn default_format_renders_like_gunicorn() {
         let f = AccessFormat::compile(r#"%(h)s %(l)s %(u)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#);
-        assert_eq!(f.render(&Rec), r#"127.0.0.1 - user "GET /a/b?x=1 HTTP/1.1" 200 0 "-" "te\"st""#);
+        assert_eq!(
+            f.render(&Rec),
+            r#"127.0.0.1 - user "GET /a/b?x=1 HTTP/1.1" 200 0 "-" "te\"st""#
+        );
     }
 
     #[test]
     fn times_headers_and_unknowns() {
-        let f = AccessFormat::compile("%(T)s %(M)s %(D)s %(L)s %({X-Custom}i)s %({nope}o)s %(zz)s %% %(remote_addr)s %({remote_addr}e)s");
-        assert_eq!(f.render(&Rec), "1 1234 1234567 1.234567 v - - % - 127.0.0.1");
+        let f = AccessFormat::compile(
+            "%(T)s %(M)s %(D)s %(L)s %({X-Custom}i)s %({nope}o)s %(zz)s %% %(remote_addr)s %({remote_addr}e)s",
+        );
+        assert_eq!(
+            f.render(&Rec),
+            "1 1234 1234567 1.234567 v - - % - 127.0.0.1"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::cell::RefCell;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use time::{OffsetDateTime, UtcOffset, format_description::BorrowedFormatItem, macros::format_description};
+use time::{
+    OffsetDateTime, UtcOffset, format_description::BorrowedFormatItem, macros::format_description,
+};
 
 static OFFSET: OnceLock<UtcOffset> = OnceLock::new();
 
@@ -63,17 +65,33 @@ fn cached(
 
 /// `[2026-11-28 00:12:42 +0000]`, gunicorn's error-log time.
 pub(crate) fn error_log_time(out: &mut String) {
-    cached(&ERROR_TS, |t| t.format(ERROR_LOG_FMT).unwrap_or_default(), out);
+    cached(
+        &ERROR_TS,
+        |t| t.format(ERROR_LOG_FMT).unwrap_or_default(),
+        out,
+    );
 }
 
 /// `[28/Nov/2026:00:12:43 +0000]`, the access log's `%(t)s`.
 pub(crate) fn access_log_time(out: &mut String) {
-    cached(&ACCESS_TS, |t| t.format(ACCESS_FMT).unwrap_or_default(), out);
+    cached(
+        &ACCESS_TS,
+        |t| t.format(ACCESS_FMT).unwrap_or_default(),
+        out,
+    );
 }
 
 /// `Sat, 28 Nov 2026 00:12:43 GMT` for the `Date` response header.
 pub fn http_date(out: &mut String) {
-    cached(&DATE, |t| t.to_offset(UtcOffset::UTC).format(HTTP_DATE_FMT).unwrap_or_default(), out);
+    cached(
+        &DATE,
+        |t| {
+            t.to_offset(UtcOffset::UTC)
+                .format(HTTP_DATE_FMT)
+                .unwrap_or_default()
+        },
+        out,
+    );
 }
 
 #[cfg(test)]

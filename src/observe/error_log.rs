@@ -96,7 +96,11 @@ static STATE: RwLock<Option<State>> = RwLock::new(None);
 
 /// Configures both logs for this process. Errors name the file that could not be opened.
 pub fn init(level: Level, error: Sink, access: Sink) -> std::io::Result<()> {
-    let state = State { level, error: Target::open(error)?, access: Target::open(access)? };
+    let state = State {
+        level,
+        error: Target::open(error)?,
+        access: Target::open(access)?,
+    };
     *STATE.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
     Ok(())
 }
@@ -200,6 +204,9 @@ mod tests {
     fn dash_means_the_standard_stream() {
         assert_eq!(Sink::from_setting(Some("-"), Sink::Stdout), Sink::Stdout);
         assert_eq!(Sink::from_setting(None, Sink::Stdout), Sink::Off);
-        assert_eq!(Sink::from_setting(Some("/x"), Sink::Stdout), Sink::File("/x".into()));
+        assert_eq!(
+            Sink::from_setting(Some("/x"), Sink::Stdout),
+            Sink::File("/x".into())
+        );
     }
 }

@@ -10,7 +10,9 @@ mod error_log;
 
 pub use access_log::{AccessFormat, AccessRecord};
 pub use clock::{http_date, local_offset_init};
-pub use error_log::{Level, Sink, critical, debug, enabled, error, exception, info, init, reopen, warning};
+pub use error_log::{
+    Level, Sink, critical, debug, enabled, error, exception, info, init, reopen, warning,
+};
 
 /// Writes one access-log line (already formatted, without the newline).
 pub fn access(line: &str) {

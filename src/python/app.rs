@@ -13,7 +13,10 @@ pub enum AppLoadError {
 }
 
 fn repr(py: Python<'_>, s: &str) -> String {
-    pyo3::types::PyString::new(py, s).repr().map(|r| r.to_string()).unwrap_or_else(|_| format!("'{s}'"))
+    pyo3::types::PyString::new(py, s)
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| format!("'{s}'"))
 }
 
 /// Imports `uri` and returns the app callable.
@@ -31,58 +34,105 @@ pub fn import_app<'py>(py: Python<'py>, uri: &str) -> Result<Py<PyAny>, AppLoadE
                 && std::path::Path::new(module).exists()
             {
                 let stem = module.rsplit_once('.').map_or(module, |(s, _)| s);
-                return Err(AppLoadError::Other(pyo3::exceptions::PyImportError::new_err(format!(
-                    "Failed to find application, did you mean '{stem}:{obj}'?"
-                ))));
+                return Err(AppLoadError::Other(
+                    pyo3::exceptions::PyImportError::new_err(format!(
+                        "Failed to find application, did you mean '{stem}:{obj}'?"
+                    )),
+                ));
             }
             return Err(AppLoadError::Other(e));
         }
     };
 
     let ast = py.import("ast").map_err(AppLoadError::Other)?;
-    let parse_fail = || AppLoadError::Import(format!("Failed to parse {} as an attribute name or function call.", repr(py, obj)));
+    let parse_fail = || {
+        AppLoadError::Import(format!(
+            "Failed to parse {} as an attribute name or function call.",
+            repr(py, obj)
+        ))
+    };
     let kwargs = PyDict::new(py);
-    kwargs.set_item("mode", "eval").map_err(AppLoadError::Other)?;
-    let expr = ast.call_method("parse", (obj,), Some(&kwargs)).map_err(|_| parse_fail())?;
+    kwargs
+        .set_item("mode", "eval")
+        .map_err(AppLoadError::Other)?;
+    let expr = ast
+        .call_method("parse", (obj,), Some(&kwargs))
+        .map_err(|_| parse_fail())?;
     let body = expr.getattr("body").map_err(AppLoadError::Other)?;
     let is = |node: &Bound<'_, PyAny>, kind: &str| -> bool {
-        ast.getattr(kind).ok().is_some_and(|t| node.is_instance(&t).unwrap_or(false))
+        ast.getattr(kind)
+            .ok()
+            .is_some_and(|t| node.is_instance(&t).unwrap_or(false))
     };
-    let (name, call): (String, Option<(Bound<'_, PyList>, Bound<'_, PyDict>)>) = if is(&body, "Name") {
-        (body.getattr("id").and_then(|i| i.extract()).map_err(AppLoadError::Other)?, None)
-    } else if is(&body, "Call") {
-        let func = body.getattr("func").map_err(AppLoadError::Other)?;
-        if !is(&func, "Name") {
-            return Err(AppLoadError::Import(format!("Function reference must be a simple name: {}", repr(py, obj))));
-        }
-        let name: String = func.getattr("id").and_then(|i| i.extract()).map_err(AppLoadError::Other)?;
-        let literal = |node: Bound<'py, PyAny>| ast.call_method1("literal_eval", (node,));
-        let bad_args = || AppLoadError::Import(format!("Failed to parse arguments as literal values: {}", repr(py, obj)));
-        let args = PyList::empty(py);
-        for a in body.getattr("args").and_then(|a| a.try_iter()).map_err(AppLoadError::Other)? {
-            let a = a.map_err(AppLoadError::Other)?;
-            args.append(literal(a).map_err(|_| bad_args())?).map_err(AppLoadError::Other)?;
-        }
-        let kw = PyDict::new(py);
-        for k in body.getattr("keywords").and_then(|a| a.try_iter()).map_err(AppLoadError::Other)? {
-            let k = k.map_err(AppLoadError::Other)?;
-            let key = k.getattr("arg").map_err(AppLoadError::Other)?;
-            let val = literal(k.getattr("value").map_err(AppLoadError::Other)?).map_err(|_| bad_args())?;
-            kw.set_item(key, val).map_err(AppLoadError::Other)?;
-        }
-        (name, Some((args, kw)))
-    } else {
-        return Err(parse_fail());
-    };
+    let (name, call): (String, Option<(Bound<'_, PyList>, Bound<'_, PyDict>)>) =
+        if is(&body, "Name") {
+            (
+                body.getattr("id")
+                    .and_then(|i| i.extract())
+                    .map_err(AppLoadError::Other)?,
+                None,
+            )
+        } else if is(&body, "Call") {
+            let func = body.getattr("func").map_err(AppLoadError::Other)?;
+            if !is(&func, "Name") {
+                return Err(AppLoadError::Import(format!(
+                    "Function reference must be a simple name: {}",
+                    repr(py, obj)
+                )));
+            }
+            let name: String = func
+                .getattr("id")
+                .and_then(|i| i.extract())
+                .map_err(AppLoadError::Other)?;
+            let literal = |node: Bound<'py, PyAny>| ast.call_method1("literal_eval", (node,));
+            let bad_args = || {
+                AppLoadError::Import(format!(
+                    "Failed to parse arguments as literal values: {}",
+                    repr(py, obj)
+                ))
+            };
+            let args = PyList::empty(py);
+            for a in body
+                .getattr("args")
+                .and_then(|a| a.try_iter())
+                .map_err(AppLoadError::Other)?
+            {
+                let a = a.map_err(AppLoadError::Other)?;
+                args.append(literal(a).map_err(|_| bad_args())?)
+                    .map_err(AppLoadError::Other)?;
+            }
+            let kw = PyDict::new(py);
+            for k in body
+                .getattr("keywords")
+                .and_then(|a| a.try_iter())
+                .map_err(AppLoadError::Other)?
+            {
+                let k = k.map_err(AppLoadError::Other)?;
+                let key = k.getattr("arg").map_err(AppLoadError::Other)?;
+                let val = literal(k.getattr("value").map_err(AppLoadError::Other)?)
+                    .map_err(|_| bad_args())?;
+                kw.set_item(key, val).map_err(AppLoadError::Other)?;
+            }
+            (name, Some((args, kw)))
+        } else {
+            return Err(parse_fail());
+        };
 
-    let mut app = module_obj
-        .getattr(name.as_str())
-        .map_err(|_| AppLoadError::Import(format!("Failed to find attribute {} in {}.", repr(py, &name), repr(py, module))))?;
+    let mut app = module_obj.getattr(name.as_str()).map_err(|_| {
+        AppLoadError::Import(format!(
+            "Failed to find attribute {} in {}.",
+            repr(py, &name),
+            repr(py, module)
+        ))
+    })?;
     if let Some((args, kw)) = call {
         let args = PyTuple::new(py, args.iter()).map_err(AppLoadError::Other)?;
         match app.call(args, Some(&kw)) {
             Ok(v) => app = v,
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) && called_with_wrong_args(py, &e) => {
+            Err(e)
+                if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py)
+                    && called_with_wrong_args(py, &e) =>
+            {
                 let only = py
                     .import("traceback")
                     .and_then(|tb| tb.call_method1("format_exception_only", (e.value(py),)))
@@ -95,10 +145,15 @@ pub fn import_app<'py>(py: Python<'py>, uri: &str) -> Result<Py<PyAny>, AppLoadE
         }
     }
     if app.is_none() {
-        return Err(AppLoadError::Import(format!("Failed to find application object: {}", repr(py, obj))));
+        return Err(AppLoadError::Import(format!(
+            "Failed to find application object: {}",
+            repr(py, obj)
+        )));
     }
     if !app.is_callable() {
-        return Err(AppLoadError::Import("Application object must be callable.".into()));
+        return Err(AppLoadError::Import(
+            "Application object must be callable.".into(),
+        ));
     }
     Ok(app.unbind())
 }

@@ -9,8 +9,15 @@ use crate::observe;
 
 /// Calls hook `name` with `args` if the config sets it. An exception is logged (as gunicorn's
 /// callers do for the hooks whose errors it catches) and returned.
-pub fn call<'py>(py: Python<'py>, cfg: &Config, name: &str, args: impl pyo3::call::PyCallArgs<'py>) -> PyResult<()> {
-    let Some(hook) = cfg.object(name) else { return Ok(()) };
+pub fn call<'py>(
+    py: Python<'py>,
+    cfg: &Config,
+    name: &str,
+    args: impl pyo3::call::PyCallArgs<'py>,
+) -> PyResult<()> {
+    let Some(hook) = cfg.object(name) else {
+        return Ok(());
+    };
     hook.bind(py).call1(args)?;
     Ok(())
 }
@@ -24,7 +31,12 @@ fn format_msg(py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>)
     if args.is_empty() {
         return text;
     }
-    let fmt_args: Bound<'_, PyAny> = if args.len() == 1 { args.get_item(0).unwrap_or_else(|_| py.None().into_bound(py)) } else { args.clone().into_any() };
+    let fmt_args: Bound<'_, PyAny> = if args.len() == 1 {
+        args.get_item(0)
+            .unwrap_or_else(|_| py.None().into_bound(py))
+    } else {
+        args.clone().into_any()
+    };
     pyo3::types::PyString::new(py, &text)
         .call_method1("__mod__", (fmt_args,))
         .and_then(|s| s.extract::<String>())
@@ -34,34 +46,74 @@ fn format_msg(py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>)
 #[pymethods]
 impl Log {
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn debug(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>) {
+    fn debug(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) {
         observe::debug(&format_msg(py, msg, args));
     }
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn info(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>) {
+    fn info(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) {
         observe::info(&format_msg(py, msg, args));
     }
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn warning(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>) {
+    fn warning(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) {
         observe::warning(&format_msg(py, msg, args));
     }
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn error(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>) {
+    fn error(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) {
         observe::error(&format_msg(py, msg, args));
     }
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn critical(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>) {
+    fn critical(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) {
         observe::critical(&format_msg(py, msg, args));
     }
     /// `log.exception(msg)`: an error line plus the traceback of the exception being handled.
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn exception(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>) {
+    fn exception(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) {
         let tb = py
             .import("traceback")
             .and_then(|t| t.call_method0("format_exc"))
             .and_then(|s| s.extract::<String>())
             .unwrap_or_default();
-        let tb = if tb.trim() == "NoneType: None" { String::new() } else { tb };
+        let tb = if tb.trim() == "NoneType: None" {
+            String::new()
+        } else {
+            tb
+        };
         observe::exception(&format_msg(py, msg, args), &tb);
     }
     fn reopen_files(&self) {
@@ -75,7 +127,10 @@ pub fn value_to_py(py: Python<'_>, v: &crate::config::Value) -> Py<PyAny> {
     let obj: PyResult<Bound<'_, PyAny>> = match v {
         Value::None => Ok(py.None().into_bound(py)),
         Value::Bool(b) => Ok(pyo3::types::PyBool::new(py, *b).to_owned().into_any()),
-        Value::Int(i) => i.into_pyobject(py).map(|o| o.into_any()),
+        Value::Int(i) => Ok(i
+            .into_pyobject(py)
+            .map(|o| o.into_any())
+            .unwrap_or_else(|e| match e {})),
         Value::Str(s) => Ok(pyo3::types::PyString::new(py, s).into_any()),
         Value::List(l) => pyo3::types::PyList::new(py, l).map(|o| o.into_any()),
         Value::Dict(d) => {
@@ -97,7 +152,10 @@ pub fn cfg_object(py: Python<'_>, cfg: &Config) -> Py<PyAny> {
         for (name, value) in cfg.iter() {
             kwargs.set_item(name, value_to_py(py, value))?;
         }
-        let ns = py.import("types")?.getattr("SimpleNamespace")?.call((), Some(&kwargs))?;
+        let ns = py
+            .import("types")?
+            .getattr("SimpleNamespace")?
+            .call((), Some(&kwargs))?;
         Ok(ns.unbind())
     };
     make().unwrap_or_else(|_| py.None())
@@ -109,18 +167,28 @@ fn namespace(py: Python<'_>, items: &[(&str, Py<PyAny>)]) -> Py<PyAny> {
         for (k, v) in items {
             kwargs.set_item(*k, v)?;
         }
-        Ok(py.import("types")?.getattr("SimpleNamespace")?.call((), Some(&kwargs))?.unbind())
+        Ok(py
+            .import("types")?
+            .getattr("SimpleNamespace")?
+            .call((), Some(&kwargs))?
+            .unbind())
     };
     make().unwrap_or_else(|_| py.None())
 }
 
 fn log_object(py: Python<'_>) -> Py<PyAny> {
-    Py::new(py, Log).map(|l| l.into_any()).unwrap_or_else(|_| py.None())
+    Py::new(py, Log)
+        .map(|l| l.into_any())
+        .unwrap_or_else(|_| py.None())
 }
 
 /// The `server` object (gunicorn's Arbiter) handed to master hooks.
 pub fn server_object(py: Python<'_>, cfg: &Config, pid: u32, num_workers: usize) -> Py<PyAny> {
-    let int = |v: u64| v.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None());
+    let int = |v: u64| {
+        v.into_pyobject(py)
+            .map(|o| o.into_any().unbind())
+            .unwrap_or_else(|_| py.None())
+    };
     namespace(
         py,
         &[
@@ -134,11 +202,23 @@ pub fn server_object(py: Python<'_>, cfg: &Config, pid: u32, num_workers: usize)
 }
 
 /// The `worker` object handed to worker hooks. `pid` is `None` before the fork (`"[booting]"`).
-pub fn worker_object(py: Python<'_>, cfg: &Config, age: u64, pid: Option<i32>, ppid: u32) -> Py<PyAny> {
-    let int = |v: i64| v.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None());
+pub fn worker_object(
+    py: Python<'_>,
+    cfg: &Config,
+    age: u64,
+    pid: Option<i32>,
+    ppid: u32,
+) -> Py<PyAny> {
+    let int = |v: i64| {
+        v.into_pyobject(py)
+            .map(|o| o.into_any().unbind())
+            .unwrap_or_else(|_| py.None())
+    };
     let pid_obj = match pid {
         Some(p) => int(i64::from(p)),
-        None => pyo3::types::PyString::new(py, "[booting]").into_any().unbind(),
+        None => pyo3::types::PyString::new(py, "[booting]")
+            .into_any()
+            .unbind(),
     };
     namespace(
         py,
@@ -146,7 +226,13 @@ pub fn worker_object(py: Python<'_>, cfg: &Config, age: u64, pid: Option<i32>, p
             ("age", int(age as i64)),
             ("pid", pid_obj),
             ("ppid", int(i64::from(ppid))),
-            ("alive", pyo3::types::PyBool::new(py, true).to_owned().into_any().unbind()),
+            (
+                "alive",
+                pyo3::types::PyBool::new(py, true)
+                    .to_owned()
+                    .into_any()
+                    .unbind(),
+            ),
             ("timeout", int(cfg.int("timeout") / 2)),
             ("cfg", cfg_object(py, cfg)),
             ("log", log_object(py)),

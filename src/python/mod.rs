@@ -20,7 +20,9 @@ pub fn fork(py: Python<'_>) -> PyResult<i32> {
 /// `traceback.format_exception(err)` joined: what gunicorn's `log.exception` appends.
 pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
     let tb = || -> PyResult<String> {
-        let lines = py.import("traceback")?.call_method1("format_exception", (err.value(py),))?;
+        let lines = py
+            .import("traceback")?
+            .call_method1("format_exception", (err.value(py),))?;
         let joined = pyo3::types::PyString::new(py, "").call_method1("join", (lines,))?;
         joined.extract()
     };
@@ -29,7 +31,10 @@ pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
 
 /// `str(exc)` of a Python exception.
 pub fn exc_str(py: Python<'_>, err: &PyErr) -> String {
-    err.value(py).str().map(|s| s.to_string()).unwrap_or_default()
+    err.value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_default()
 }
 
 /// Flushes `sys.stdout` and `sys.stderr` (before forking and exiting, like Python would).

@@ -26,8 +26,12 @@ impl WakeupPipe {
             .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
         let kwargs = PyDict::new(py);
         kwargs.set_item("warn_on_full_buffer", false)?;
-        py.import("signal")?.call_method("set_wakeup_fd", (write.as_raw_fd(),), Some(&kwargs))?;
-        Ok(WakeupPipe { read, _write: write })
+        py.import("signal")?
+            .call_method("set_wakeup_fd", (write.as_raw_fd(),), Some(&kwargs))?;
+        Ok(WakeupPipe {
+            read,
+            _write: write,
+        })
     }
 
     /// Reads the signal numbers written since the last drain.
@@ -46,7 +50,8 @@ impl WakeupPipe {
 
 /// Sets a Python handler for `sig` (`signal.signal(sig, handler)`).
 pub fn set_handler(py: Python<'_>, sig: i32, handler: &Bound<'_, PyAny>) -> PyResult<()> {
-    py.import("signal")?.call_method1("signal", (sig, handler))?;
+    py.import("signal")?
+        .call_method1("signal", (sig, handler))?;
     Ok(())
 }
 
@@ -59,7 +64,8 @@ pub fn set_default(py: Python<'_>, sig: i32) -> PyResult<()> {
 
 /// `signal.siginterrupt(sig, flag)`: whether the signal interrupts blocking system calls.
 pub fn siginterrupt(py: Python<'_>, sig: i32, flag: bool) -> PyResult<()> {
-    py.import("signal")?.call_method1("siginterrupt", (sig, flag))?;
+    py.import("signal")?
+        .call_method1("siginterrupt", (sig, flag))?;
     Ok(())
 }
 

@@ -46,7 +46,9 @@ impl Heartbeat {
 
     /// Seconds since the last stamp (the master side).
     pub fn silent_for(&self) -> f64 {
-        let Ok(st) = fstat(self.fd.as_fd()) else { return 0.0 };
+        let Ok(st) = fstat(self.fd.as_fd()) else {
+            return 0.0;
+        };
         let now = monotonic();
         let last = st.st_mtime as f64 + st.st_mtime_nsec as f64 / 1e9;
         let now = now.tv_sec() as f64 + now.tv_nsec() as f64 / 1e9;

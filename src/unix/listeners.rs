@@ -35,15 +35,23 @@ impl BindAddr {
 /// Parses one `bind` entry as gunicorn's `util.parse_address` does.
 pub fn parse_address(s: &str) -> Result<BindAddr, String> {
     let s = s.trim();
-    if let Some(path) = s.strip_prefix("unix://").or_else(|| s.strip_prefix("unix:")) {
+    if let Some(path) = s
+        .strip_prefix("unix://")
+        .or_else(|| s.strip_prefix("unix:"))
+    {
         return Ok(BindAddr::Unix(path.to_string()));
     }
     if let Some(n) = s.strip_prefix("fd://") {
-        return n.parse().map(BindAddr::Fd).map_err(|_| format!("invalid literal for int() with base 10: '{n}'"));
+        return n
+            .parse()
+            .map(BindAddr::Fd)
+            .map_err(|_| format!("invalid literal for int() with base 10: '{n}'"));
     }
     let s = s.strip_prefix("tcp://").unwrap_or(s).to_ascii_lowercase();
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let end = rest.find(']').ok_or_else(|| format!("Invalid IPv6 address: {s}"))?;
+        let end = rest
+            .find(']')
+            .ok_or_else(|| format!("Invalid IPv6 address: {s}"))?;
         let host = rest[..end].to_string();
         let port = rest[end + 1..].strip_prefix(':').unwrap_or("");
         (host, port.to_string())
@@ -56,11 +64,16 @@ pub fn parse_address(s: &str) -> Result<BindAddr, String> {
     } else {
         (s.clone(), String::new())
     };
-    let host = if host.is_empty() { "0.0.0.0".to_string() } else { host };
+    let host = if host.is_empty() {
+        "0.0.0.0".to_string()
+    } else {
+        host
+    };
     let port = if port.is_empty() {
         8000
     } else {
-        port.parse::<u16>().map_err(|_| format!("'{port}' is not a valid port number."))?
+        port.parse::<u16>()
+            .map_err(|_| format!("'{port}' is not a valid port number."))?
     };
     Ok(BindAddr::Tcp { host, port })
 }
@@ -87,7 +100,13 @@ impl Listener {
     /// gunicorn's `str(listener)`: `http://HOST:PORT`, `http://[V6]:PORT`, `unix:PATH`.
     pub fn display(&self) -> String {
         match self.family {
-            Family::Unix => format!("unix:{}", self.unix_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+            Family::Unix => format!(
+                "unix:{}",
+                self.unix_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
             Family::Tcp => match self.socket.local_addr().ok().and_then(|a| a.as_socket()) {
                 Some(SocketAddr::V4(a)) => format!("http://{}:{}", a.ip(), a.port()),
                 Some(SocketAddr::V6(a)) => format!("http://[{}]:{}", a.ip(), a.port()),
@@ -106,14 +125,22 @@ impl Listener {
 
     /// Closes the socket, unlinking a unix socket file this master created.
     pub fn close(self, unlink: bool) {
-        if unlink && self.owned && let Some(p) = &self.unix_path {
+        if unlink
+            && self.owned
+            && let Some(p) = &self.unix_path
+        {
             let _ = std::fs::remove_file(p);
         }
     }
 
     /// Duplicates the descriptor (workers take their own copies).
     pub fn try_clone(&self) -> std::io::Result<Listener> {
-        Ok(Listener { socket: self.socket.try_clone()?, family: self.family, unix_path: self.unix_path.clone(), owned: false })
+        Ok(Listener {
+            socket: self.socket.try_clone()?,
+            family: self.family,
+            unix_path: self.unix_path.clone(),
+            owned: false,
+        })
     }
 }
 
@@ -125,7 +152,9 @@ fn bind_one(addr: &BindAddr, backlog: i32, umask: u32) -> std::io::Result<Listen
                 Err(_) => (host.as_str(), *port)
                     .to_socket_addrs()?
                     .find(SocketAddr::is_ipv4)
-                    .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address"))?,
+                    .ok_or_else(|| {
+                        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address")
+                    })?,
             };
             let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
             socket.set_reuse_address(true)?;
@@ -135,7 +164,12 @@ fn bind_one(addr: &BindAddr, backlog: i32, umask: u32) -> std::io::Result<Listen
             socket.set_nodelay(true)?;
             socket.bind(&sa.into())?;
             socket.listen(backlog)?;
-            Ok(Listener { socket, family: Family::Tcp, unix_path: None, owned: true })
+            Ok(Listener {
+                socket,
+                family: Family::Tcp,
+                unix_path: None,
+                owned: true,
+            })
         }
         BindAddr::Unix(path) => {
             use std::os::unix::fs::FileTypeExt;
@@ -143,7 +177,10 @@ fn bind_one(addr: &BindAddr, backlog: i32, umask: u32) -> std::io::Result<Listen
                 if meta.file_type().is_socket() {
                     std::fs::remove_file(path)?;
                 } else {
-                    return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("{path:?} exists and is not a socket")));
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        format!("{path:?} exists and is not a socket"),
+                    ));
                 }
             }
             let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
@@ -152,13 +189,27 @@ fn bind_one(addr: &BindAddr, backlog: i32, umask: u32) -> std::io::Result<Listen
             nix::sys::stat::umask(old);
             bound?;
             socket.listen(backlog)?;
-            Ok(Listener { socket, family: Family::Unix, unix_path: Some(PathBuf::from(path)), owned: true })
+            Ok(Listener {
+                socket,
+                family: Family::Unix,
+                unix_path: Some(PathBuf::from(path)),
+                owned: true,
+            })
         }
         BindAddr::Fd(fd) => {
             let socket = fd_socket(*fd)?;
-            let family = if socket.local_addr()?.is_unix() { Family::Unix } else { Family::Tcp };
+            let family = if socket.local_addr()?.is_unix() {
+                Family::Unix
+            } else {
+                Family::Tcp
+            };
             let unix_path = socket.local_addr()?.as_pathname().map(PathBuf::from);
-            Ok(Listener { socket, family, unix_path, owned: false })
+            Ok(Listener {
+                socket,
+                family,
+                unix_path,
+                owned: false,
+            })
         }
     }
 }
@@ -166,7 +217,9 @@ fn bind_one(addr: &BindAddr, backlog: i32, umask: u32) -> std::io::Result<Listen
 #[allow(unsafe_code)]
 fn fd_socket(fd: RawFd) -> std::io::Result<Socket> {
     if fd < 0 {
-        return Err(std::io::Error::from_raw_os_error(nix::errno::Errno::EBADF as i32));
+        return Err(std::io::Error::from_raw_os_error(
+            nix::errno::Errno::EBADF as i32,
+        ));
     }
     // SAFETY: `fd://N` declares descriptor N an inherited listening socket that this process
     // owns from now on (gunicorn makes the same assumption). A number that is not an open socket
@@ -198,7 +251,11 @@ pub fn bind_all(addrs: &[BindAddr], backlog: i32, umask: u32) -> Result<Vec<List
                         }
                         _ => {}
                     }
-                    observe::error(&format!("connection to {} failed: {}", addr.py_str(), py_oserror(&e)));
+                    observe::error(&format!(
+                        "connection to {} failed: {}",
+                        addr.py_str(),
+                        py_oserror(&e)
+                    ));
                     last_err = Some(e);
                     if attempt < 4 {
                         observe::debug("Retrying in 1 second.");
@@ -231,23 +288,41 @@ mod tests {
 
     #[test]
     fn parses_gunicorn_bind_forms() {
-        let tcp = |h: &str, p| BindAddr::Tcp { host: h.into(), port: p };
-        assert_eq!(parse_address("127.0.0.1:8000").unwrap(), tcp("127.0.0.1", 8000));
+        let tcp = |h: &str, p| BindAddr::Tcp {
+            host: h.into(),
+            port: p,
+        };
+        assert_eq!(
+            parse_address("127.0.0.1:8000").unwrap(),
+            tcp("127.0.0.1", 8000)
+        );
         assert_eq!(parse_address(":9000").unwrap(), tcp("0.0.0.0", 9000));
         assert_eq!(parse_address("").unwrap(), tcp("0.0.0.0", 8000));
         assert_eq!(parse_address("LocalHost").unwrap(), tcp("localhost", 8000));
         assert_eq!(parse_address("[::1]:81").unwrap(), tcp("::1", 81));
         assert_eq!(parse_address("tcp://1.2.3.4:5").unwrap(), tcp("1.2.3.4", 5));
-        assert_eq!(parse_address("unix:/tmp/x.sock").unwrap(), BindAddr::Unix("/tmp/x.sock".into()));
-        assert_eq!(parse_address("unix:///tmp/x.sock").unwrap(), BindAddr::Unix("/tmp/x.sock".into()));
+        assert_eq!(
+            parse_address("unix:/tmp/x.sock").unwrap(),
+            BindAddr::Unix("/tmp/x.sock".into())
+        );
+        assert_eq!(
+            parse_address("unix:///tmp/x.sock").unwrap(),
+            BindAddr::Unix("/tmp/x.sock".into())
+        );
         assert_eq!(parse_address("fd://3").unwrap(), BindAddr::Fd(3));
-        assert_eq!(parse_address("h:x").unwrap_err(), "'x' is not a valid port number.");
+        assert_eq!(
+            parse_address("h:x").unwrap_err(),
+            "'x' is not a valid port number."
+        );
     }
 
     #[test]
     fn binds_port_zero_and_reports_the_real_port() {
         let l = bind_all(&[parse_address("127.0.0.1:0").unwrap()], 16, 0).unwrap();
         let shown = l[0].display();
-        assert!(shown.starts_with("http://127.0.0.1:") && !shown.ends_with(":0"), "{shown}");
+        assert!(
+            shown.starts_with("http://127.0.0.1:") && !shown.ends_with(":0"),
+            "{shown}"
+        );
     }
 }

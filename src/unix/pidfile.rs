@@ -27,11 +27,23 @@ impl Pidfile {
                 path.display()
             ));
         }
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         if !dir.is_dir() {
-            return Err(format!("{} doesn't exist. Can't create pidfile.", dir.display()));
+            return Err(format!(
+                "{} doesn't exist. Can't create pidfile.",
+                dir.display()
+            ));
         }
-        let tmp = dir.join(format!(".{}.tmp{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), pid));
+        let tmp = dir.join(format!(
+            ".{}.tmp{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            pid
+        ));
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(format!("{pid}\n").as_bytes())?;
@@ -56,7 +68,9 @@ fn read_pid(path: &Path) -> Option<u32> {
 }
 
 fn alive(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else { return false };
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
     match kill(Pid::from_raw(raw), None) {
         Ok(()) => true,
         Err(e) => e == nix::errno::Errno::EPERM,

@@ -77,7 +77,14 @@ const READ_CHUNK: usize = 64 * 1024;
 
 impl Conn {
     pub fn new(stream: Stream, peer: Option<SocketAddr>, listener: Arc<ListenerInfo>) -> Conn {
-        Conn { stream, buf: Vec::with_capacity(4096), pos: 0, peer, listener, requests: 0 }
+        Conn {
+            stream,
+            buf: Vec::with_capacity(4096),
+            pos: 0,
+            peer,
+            listener,
+            requests: 0,
+        }
     }
 
     /// The unparsed bytes.
@@ -127,7 +134,11 @@ impl Conn {
             };
             match res {
                 Ok(n) => return Ok(n),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -138,7 +149,9 @@ impl Conn {
         loop {
             match self.raw_read() {
                 Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => waiter.wait(self.stream.as_fd(), PollFlags::POLLIN)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    waiter.wait(self.stream.as_fd(), PollFlags::POLLIN)?
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => waiter.check_signals()?,
                 Err(e) => return Err(IoStop::Io(e)),
             }
@@ -235,7 +248,8 @@ impl Waiter {
                 if left.is_zero() {
                     return Err(IoStop::Io(io::ErrorKind::TimedOut.into()));
                 }
-                PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX)
+                PollTimeout::try_from(left.as_millis().min(60_000) as i32)
+                    .unwrap_or(PollTimeout::MAX)
             }
             None => PollTimeout::NONE,
         };
@@ -246,7 +260,10 @@ impl Waiter {
                     fds.push(PollFd::new(w, PollFlags::POLLIN));
                 }
                 match poll(&mut fds, timeout) {
-                    Ok(_) => fds.get(1).and_then(|f| f.revents()).is_some_and(|r| r.contains(PollFlags::POLLIN)),
+                    Ok(_) => fds
+                        .get(1)
+                        .and_then(|f| f.revents())
+                        .is_some_and(|r| r.contains(PollFlags::POLLIN)),
                     Err(_) => true,
                 }
             })

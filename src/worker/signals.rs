@@ -45,6 +45,19 @@ pub fn stop(quick: bool) {
     STOP.notify_waiters();
 }
 
+/// Resolves once the worker should stop.
+pub async fn stopped() {
+    loop {
+        let notified = STOP.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !alive() {
+            return;
+        }
+        notified.await;
+    }
+}
+
 #[pyfunction]
 fn handle_exit(_signum: i32, _frame: Py<PyAny>) {
     stop(false);
@@ -99,12 +112,30 @@ pub fn install(py: Python<'_>, hooks: HookTarget) -> PyResult<WakeupPipe> {
     }
     let pipe = WakeupPipe::install(py)?;
     let set = |sig: Signal, f: Bound<'_, PyAny>| python::signals::set_handler(py, sig as i32, &f);
-    set(Signal::SIGQUIT, wrap_pyfunction!(handle_quit, py)?.into_any())?;
-    set(Signal::SIGTERM, wrap_pyfunction!(handle_exit, py)?.into_any())?;
-    set(Signal::SIGINT, wrap_pyfunction!(handle_quit, py)?.into_any())?;
-    set(Signal::SIGWINCH, wrap_pyfunction!(handle_winch, py)?.into_any())?;
-    set(Signal::SIGUSR1, wrap_pyfunction!(handle_usr1, py)?.into_any())?;
-    set(Signal::SIGABRT, wrap_pyfunction!(handle_abort, py)?.into_any())?;
+    set(
+        Signal::SIGQUIT,
+        wrap_pyfunction!(handle_quit, py)?.into_any(),
+    )?;
+    set(
+        Signal::SIGTERM,
+        wrap_pyfunction!(handle_exit, py)?.into_any(),
+    )?;
+    set(
+        Signal::SIGINT,
+        wrap_pyfunction!(handle_quit, py)?.into_any(),
+    )?;
+    set(
+        Signal::SIGWINCH,
+        wrap_pyfunction!(handle_winch, py)?.into_any(),
+    )?;
+    set(
+        Signal::SIGUSR1,
+        wrap_pyfunction!(handle_usr1, py)?.into_any(),
+    )?;
+    set(
+        Signal::SIGABRT,
+        wrap_pyfunction!(handle_abort, py)?.into_any(),
+    )?;
     // TERM and USR1 must not interrupt requests in progress.
     python::signals::siginterrupt(py, Signal::SIGTERM as i32, false)?;
     python::signals::siginterrupt(py, Signal::SIGUSR1 as i32, false)?;

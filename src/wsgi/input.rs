@@ -11,7 +11,12 @@ use rgun_h1::{BodyDecoder, BodyFraming, ParseError, ParserConfig};
 use super::exchange::Exchange;
 use crate::worker::conn::{Conn, IoStop, Waiter};
 
-pyo3::create_exception!(rgun, BodyError, pyo3::exceptions::PyException, "The request body is malformed or the client went away.");
+pyo3::create_exception!(
+    rgun,
+    BodyError,
+    pyo3::exceptions::PyException,
+    "The request body is malformed or the client went away."
+);
 
 /// Decoded-but-unread body bytes and the decoder that produces them.
 #[derive(Debug)]
@@ -35,7 +40,12 @@ impl BodyState {
             BodyFraming::Empty | BodyFraming::Length(0) => None,
             f => Some(BodyDecoder::new(f, cfg)),
         };
-        BodyState { decoder, out: Vec::new(), pos: 0, error: None }
+        BodyState {
+            decoder,
+            out: Vec::new(),
+            pos: 0,
+            error: None,
+        }
     }
 
     fn available(&self) -> usize {
@@ -53,7 +63,9 @@ impl BodyState {
             if self.available() >= want {
                 return Ok(());
             }
-            let Some(dec) = self.decoder.as_mut() else { return Ok(()) };
+            let Some(dec) = self.decoder.as_mut() else {
+                return Ok(());
+            };
             if dec.is_done() {
                 return Ok(());
             }
@@ -62,7 +74,9 @@ impl BodyState {
                 self.pos = 0;
             }
             if !conn.pending().is_empty() {
-                let used = dec.decode(conn.pending(), &mut self.out).map_err(BodyStop::Parse)?;
+                let used = dec
+                    .decode(conn.pending(), &mut self.out)
+                    .map_err(BodyStop::Parse)?;
                 conn.consume(used);
                 if used > 0 || dec.is_done() {
                     continue;
@@ -127,14 +141,18 @@ fn stop_to_py(py: Python<'_>, ex: &mut Exchange, stop: BodyStop) -> PyErr {
         BodyStop::Io(IoStop::Interrupted(e)) => e,
         BodyStop::Io(IoStop::Io(e)) => {
             let _ = py;
-            ex.body.error = Some(ParseError::NoMoreData(Vec::new()));
+            ex.body.error = Some(ParseError::NoMoreData(None));
             BodyError::new_err(format!("client connection failed: {e}"))
         }
     }
 }
 
 impl Input {
-    fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&mut Exchange) -> Result<R, BodyStop>) -> PyResult<R> {
+    fn with<R>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Exchange) -> Result<R, BodyStop>,
+    ) -> PyResult<R> {
         let mut guard = self
             .ex
             .try_lock()
@@ -164,14 +182,22 @@ fn size_arg(size: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
 #[pymethods]
 impl Input {
     #[pyo3(signature = (size=None))]
-    fn read<'py>(&self, py: Python<'py>, size: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        size: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let size = size_arg(size)?;
         if size == Some(0) {
             return Ok(PyBytes::new(py, b""));
         }
         let data = self.with(py, |ex| {
-            let Exchange { conn, body, waiter, .. } = ex;
-            let Some(conn) = conn.as_mut() else { return Ok(Vec::new()) };
+            let Exchange {
+                conn, body, waiter, ..
+            } = ex;
+            let Some(conn) = conn.as_mut() else {
+                return Ok(Vec::new());
+            };
             body.fill(conn, waiter, size.unwrap_or(usize::MAX))?;
             Ok(body.take(size))
         })?;
@@ -179,14 +205,22 @@ impl Input {
     }
 
     #[pyo3(signature = (size=None))]
-    fn readline<'py>(&self, py: Python<'py>, size: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
+    fn readline<'py>(
+        &self,
+        py: Python<'py>,
+        size: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let size = size_arg(size)?;
         if size == Some(0) {
             return Ok(PyBytes::new(py, b""));
         }
         let data = self.with(py, |ex| {
-            let Exchange { conn, body, waiter, .. } = ex;
-            let Some(conn) = conn.as_mut() else { return Ok(Vec::new()) };
+            let Exchange {
+                conn, body, waiter, ..
+            } = ex;
+            let Some(conn) = conn.as_mut() else {
+                return Ok(Vec::new());
+            };
             let limit = size.unwrap_or(usize::MAX);
             let mut scanned = 0;
             loop {
@@ -208,7 +242,11 @@ impl Input {
     }
 
     #[pyo3(signature = (hint=None))]
-    fn readlines<'py>(&self, py: Python<'py>, hint: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyList>> {
+    fn readlines<'py>(
+        &self,
+        py: Python<'py>,
+        hint: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let _ = hint;
         let data = self.read(py, None)?;
         let lines = PyList::empty(py);
@@ -228,6 +266,10 @@ impl Input {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let line = self.readline(py, None)?;
-        Ok(if line.as_bytes().is_empty() { None } else { Some(line) })
+        Ok(if line.as_bytes().is_empty() {
+            None
+        } else {
+            Some(line)
+        })
     }
 }

@@ -32,17 +32,28 @@ fn status_re() -> &'static Regex {
 /// An RFC 9110 token (gunicorn's `TOKEN_RE`).
 pub fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn is_header_value(s: &str) -> bool {
-    s.chars().all(|c| matches!(c as u32, 0x20 | 0x09 | 0x21..=0x7e | 0x80..=0xff))
+    s.chars()
+        .all(|c| matches!(c as u32, 0x20 | 0x09 | 0x21..=0x7e | 0x80..=0xff))
 }
 
 fn is_hop_by_hop(lname: &str) -> bool {
     matches!(
         lname,
-        "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailers" | "transfer-encoding" | "upgrade" | "server" | "date"
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailers"
+            | "transfer-encoding"
+            | "upgrade"
+            | "server"
+            | "date"
     )
 }
 
@@ -76,7 +87,12 @@ pub struct ResponseState {
 }
 
 impl ResponseState {
-    pub fn new(version: (u8, u8), method: &str, req_should_close: bool, force_close: bool) -> ResponseState {
+    pub fn new(
+        version: (u8, u8),
+        method: &str,
+        req_should_close: bool,
+        force_close: bool,
+    ) -> ResponseState {
         ResponseState {
             status: None,
             status_code: None,
@@ -96,11 +112,18 @@ impl ResponseState {
     }
 
     /// Validates and records `start_response(status, headers)`.
-    pub fn start(&mut self, status: String, headers: Vec<(String, String)>) -> Result<(), HeaderError> {
+    pub fn start(
+        &mut self,
+        status: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), HeaderError> {
         if !status_re().is_match(&encode_for_check(&status)) {
             return Err(HeaderError::Status(status));
         }
-        self.status_code = status.split_whitespace().next().and_then(|c| c.parse().ok());
+        self.status_code = status
+            .split_whitespace()
+            .next()
+            .and_then(|c| c.parse().ok());
         self.status = Some(status);
         for (name, value) in headers {
             if !is_token(&name) {
@@ -112,7 +135,10 @@ impl ResponseState {
             let value = value.trim_matches([' ', '\t']).to_string();
             let lname = name.to_ascii_lowercase();
             if lname == "content-length" {
-                let n: i128 = value.trim().parse().map_err(|_| HeaderError::Length(value.clone()))?;
+                let n: i128 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| HeaderError::Length(value.clone()))?;
                 self.response_length = Some(u64::try_from(n).unwrap_or(0));
             } else if is_hop_by_hop(&lname) {
                 if lname == "connection" && value.eq_ignore_ascii_case("upgrade") {
@@ -125,9 +151,12 @@ impl ResponseState {
             self.headers.push((name, value));
         }
         let code = self.status_code;
-        self.omits_body = self.method == "HEAD" || matches!(code, Some(204 | 304)) || code.is_some_and(|c| (100..200).contains(&c));
+        self.omits_body = self.method == "HEAD"
+            || matches!(code, Some(204 | 304))
+            || code.is_some_and(|c| (100..200).contains(&c));
         if self.omits_body && (code == Some(204) || code.is_some_and(|c| (100..200).contains(&c))) {
-            self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+            self.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
             self.response_length = None;
         }
         self.chunked = self.response_length.is_none() && self.version > (1, 0) && !self.omits_body;
@@ -212,7 +241,11 @@ impl ResponseState {
         if self.chunked {
             out.extend_from_slice(b"0\r\n\r\n");
         }
-        if out.is_empty() { Ok(()) } else { conn.write_all_blocking(&[&out], waiter) }
+        if out.is_empty() {
+            Ok(())
+        } else {
+            conn.write_all_blocking(&[&out], waiter)
+        }
     }
 
     pub fn omits_body(&self) -> bool {
@@ -233,37 +266,70 @@ pub fn no_body_warning(method: &str, status: Option<u16>) {
 
 fn encode_for_check(s: &str) -> Vec<u8> {
     // Characters above U+00FF can never match; map them to a byte the pattern rejects.
-    s.chars().map(|c| if (c as u32) <= 0xff { c as u32 as u8 } else { 0 }).collect()
+    s.chars()
+        .map(|c| {
+            if (c as u32) <= 0xff {
+                c as u32 as u8
+            } else {
+                0
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn started(status: &str, headers: &[(&str, &str)], method: &str, version: (u8, u8)) -> ResponseState {
+    fn started(
+        status: &str,
+        headers: &[(&str, &str)],
+        method: &str,
+        version: (u8, u8),
+    ) -> ResponseState {
         let mut r = ResponseState::new(version, method, false, false);
-        r.start(status.into(), headers.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()).unwrap();
+        r.start(
+            status.into(),
+            headers
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
+        .unwrap();
         r
     }
 
     #[test]
     fn status_validation_matches_gunicorn() {
         let mut r = ResponseState::new((1, 1), "GET", false, false);
-        assert!(matches!(r.start("20 OK".into(), vec![]), Err(HeaderError::Status(_))));
+        assert!(matches!(
+            r.start("20 OK".into(), vec![]),
+            Err(HeaderError::Status(_))
+        ));
         let mut r = ResponseState::new((1, 1), "GET", false, false);
         assert!(r.start("200".into(), vec![]).is_ok());
     }
 
     #[test]
     fn hop_by_hop_and_framing() {
-        let r = started("200 OK", &[("Connection", "x"), ("Server", "me"), ("X-A", " b ")], "GET", (1, 1));
+        let r = started(
+            "200 OK",
+            &[("Connection", "x"), ("Server", "me"), ("X-A", " b ")],
+            "GET",
+            (1, 1),
+        );
         assert_eq!(r.headers, vec![("X-A".to_string(), "b".to_string())]);
         assert!(r.chunked);
         let r = started("204 No Content", &[("Content-Length", "5")], "GET", (1, 1));
         assert!(r.headers.is_empty() && !r.chunked && r.response_length.is_none());
         let r = started("200 OK", &[], "GET", (1, 0));
         assert!(!r.chunked && r.should_close());
-        let r = started("304 Not Modified", &[("Content-Length", "5")], "GET", (1, 1));
+        let r = started(
+            "304 Not Modified",
+            &[("Content-Length", "5")],
+            "GET",
+            (1, 1),
+        );
         assert_eq!(r.response_length, Some(5));
     }
 
@@ -273,7 +339,13 @@ mod tests {
         let mut out = Vec::new();
         r.header_block(&mut out);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\nServer: rgun\r\nDate: "), "{text}");
-        assert!(text.ends_with("GMT\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n"), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\nServer: rgun\r\nDate: "),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("GMT\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n"),
+            "{text}"
+        );
     }
 }

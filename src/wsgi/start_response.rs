@@ -12,9 +12,6 @@ use super::exchange::Exchange;
 use super::response::HeaderError;
 use crate::worker::conn::IoStop;
 
-/// The last header error, kept for the handler's 500 (gunicorn raises a typed exception).
-pub type HeaderErrorSlot = Arc<Mutex<Option<HeaderError>>>;
-
 #[pyclass(module = "rgun", name = "StartResponse")]
 pub struct StartResponse {
     pub ex: Arc<Mutex<Exchange>>,
@@ -26,7 +23,8 @@ pub struct Write {
 }
 
 fn lock(ex: &Arc<Mutex<Exchange>>) -> PyResult<MutexGuard<'_, Exchange>> {
-    ex.try_lock().map_err(|_| PyRuntimeError::new_err("the response is being written by another thread"))
+    ex.try_lock()
+        .map_err(|_| PyRuntimeError::new_err("the response is being written by another thread"))
 }
 
 fn repr(obj: &Bound<'_, PyAny>) -> String {
@@ -41,13 +39,23 @@ pub fn io_stop_to_py(stop: IoStop) -> PyErr {
     }
 }
 
-pyo3::create_exception!(rgun, InvalidResponseHeaderName, pyo3::exceptions::PyException);
+pyo3::create_exception!(
+    rgun,
+    InvalidResponseHeaderName,
+    pyo3::exceptions::PyException
+);
 pyo3::create_exception!(rgun, InvalidResponseHeader, pyo3::exceptions::PyException);
 
 #[pymethods]
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
-    fn __call__(&self, py: Python<'_>, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, exc_info: Option<&Bound<'_, PyAny>>) -> PyResult<Write> {
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Write> {
         let mut ex = lock(&self.ex)?;
         match exc_info {
             Some(info) if info.is_truthy()? => {
@@ -67,35 +75,51 @@ impl StartResponse {
         let status: String = if status.is_instance_of::<pyo3::types::PyString>() {
             status.extract()?
         } else {
-            return Err(PyTypeError::new_err(format!("{} is not a string", repr(status))));
+            return Err(PyTypeError::new_err(format!(
+                "{} is not a string",
+                repr(status)
+            )));
         };
         let mut list = Vec::new();
         for item in headers.try_iter()? {
             let item = item?;
             let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
             if !name.is_instance_of::<pyo3::types::PyString>() {
-                return Err(PyTypeError::new_err(format!("{} is not a string", repr(&name))));
+                return Err(PyTypeError::new_err(format!(
+                    "{} is not a string",
+                    repr(&name)
+                )));
             }
             let name_s: String = name.extract()?;
             if !super::response::is_token(&name_s) {
                 return Err(InvalidResponseHeaderName::new_err(repr(&name)));
             }
             if !value.is_instance_of::<pyo3::types::PyString>() {
-                return Err(PyTypeError::new_err(format!("{} is not a string", repr(&value))));
+                return Err(PyTypeError::new_err(format!(
+                    "{} is not a string",
+                    repr(&value)
+                )));
             }
             list.push((name_s, value.extract::<String>()?));
         }
         ex.resp.start(status, list).map_err(|e| match e {
             HeaderError::Status(s) => pyo3::exceptions::PyValueError::new_err(format!(
                 "Invalid status {}",
-                pyo3::types::PyString::new(py, &s).repr().map(|r| r.to_string()).unwrap_or(s)
+                pyo3::types::PyString::new(py, &s)
+                    .repr()
+                    .map(|r| r.to_string())
+                    .unwrap_or(s)
             )),
             HeaderError::Name(n) => InvalidResponseHeaderName::new_err(format!("'{n}'")),
             HeaderError::Value(n) => InvalidResponseHeader::new_err(format!("'{n}'")),
             HeaderError::Type(t) => PyTypeError::new_err(t),
-            HeaderError::Length(v) => pyo3::exceptions::PyValueError::new_err(format!("invalid literal for int() with base 10: '{v}'")),
+            HeaderError::Length(v) => pyo3::exceptions::PyValueError::new_err(format!(
+                "invalid literal for int() with base 10: '{v}'"
+            )),
         })?;
-        Ok(Write { ex: self.ex.clone() })
+        Ok(Write {
+            ex: self.ex.clone(),
+        })
     }
 }
 
@@ -103,7 +127,9 @@ impl StartResponse {
 impl Write {
     fn __call__(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let mut guard = lock(&self.ex)?;
-        let Exchange { conn, resp, waiter, .. } = &mut *guard;
+        let Exchange {
+            conn, resp, waiter, ..
+        } = &mut *guard;
         let Some(conn) = conn.as_ref() else {
             return Err(PyOSError::new_err("the response is already complete"));
         };
@@ -112,8 +138,12 @@ impl Write {
         }
         let Ok(bytes) = data.cast::<PyBytes>() else {
             resp.write(conn, waiter, b"").map_err(io_stop_to_py)?;
-            return Err(PyTypeError::new_err(format!("{} is not a byte", repr(data))));
+            return Err(PyTypeError::new_err(format!(
+                "{} is not a byte",
+                repr(data)
+            )));
         };
-        resp.write(conn, waiter, bytes.as_bytes()).map_err(io_stop_to_py)
+        resp.write(conn, waiter, bytes.as_bytes())
+            .map_err(io_stop_to_py)
     }
 }

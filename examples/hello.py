@@ -1,0 +1,7 @@
+"""The smallest WSGI app: rgun's quick check and benchmark target."""
+
+
+def app(environ, start_response):
+    body = b"Hello, World!"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

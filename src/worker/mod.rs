@@ -1,0 +1,141 @@
+//! One worker process, after the fork: gunicorn's `Worker.init_process` sequence (post_fork,
+//! signals, app load, post_worker_init), then serving until told to stop, then `worker_exit`.
+//!
+//! Invariant: the tokio runtime is built here, after the fork, and dropped before the process
+//! returns to Python for exit.
+
+pub mod conn;
+pub mod sendfile;
+mod serve;
+pub mod signals;
+mod trust;
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use crate::config::Config;
+use crate::observe;
+use crate::python::{self, app::AppLoadError, hooks};
+use crate::unix::heartbeat::Heartbeat;
+use crate::unix::listeners::Listener;
+
+/// Everything a worker inherits from the master at fork time.
+pub struct WorkerContext {
+    pub age: u64,
+    pub ppid: u32,
+    pub listeners: Vec<Listener>,
+    pub cfg: Arc<Config>,
+    pub heartbeat: Heartbeat,
+    /// The app, when `--preload` imported it in the master.
+    pub app: Option<Py<PyAny>>,
+    pub max_requests: u64,
+    pub worker_class: String,
+}
+
+/// gunicorn's exit codes for a worker that could not boot / could not load the app.
+const WORKER_BOOT_ERROR: i32 = 3;
+const APP_LOAD_ERROR: i32 = 4;
+
+/// Runs the worker; returns its exit code.
+pub fn run(py: Python<'_>, ctx: WorkerContext) -> i32 {
+    let pid = std::process::id();
+    // When the master dies, the kernel tells us at once (gunicorn only notices by polling).
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGQUIT);
+    if nix::unistd::getppid().as_raw() != ctx.ppid as i32 {
+        return 0;
+    }
+    observe::info(&format!("Booting worker with pid: {pid}"));
+    let worker_obj = hooks::worker_object(py, &ctx.cfg, ctx.age, Some(pid as i32), ctx.ppid);
+    let server_obj = hooks::server_object(
+        py,
+        &ctx.cfg,
+        ctx.ppid,
+        usize::try_from(ctx.cfg.int("workers")).unwrap_or(0),
+    );
+    let cfg = ctx.cfg.clone();
+    let code = match hooks::call(
+        py,
+        &cfg,
+        "post_fork",
+        (server_obj.clone_ref(py), worker_obj.clone_ref(py)),
+    ) {
+        Ok(()) => boot(py, ctx, &worker_obj),
+        Err(e) => {
+            observe::exception(
+                "Exception in worker process",
+                &python::format_traceback(py, &e),
+            );
+            eprintln!("{}", python::exc_str(py, &e));
+            WORKER_BOOT_ERROR
+        }
+    };
+    observe::info(&format!("Worker exiting (pid: {pid})"));
+    if let Err(e) = hooks::call(py, &cfg, "worker_exit", (server_obj, worker_obj)) {
+        observe::warning(&format!(
+            "Exception during worker exit:\n{}",
+            python::format_traceback(py, &e)
+        ));
+    }
+    python::flush_std_streams(py);
+    code
+}
+
+fn boot(py: Python<'_>, ctx: WorkerContext, worker_obj: &Py<PyAny>) -> i32 {
+    let cfg = ctx.cfg.clone();
+    let hook_cfg = cfg.clone();
+    let hook_worker = worker_obj.clone_ref(py);
+    let pipe = match signals::install(
+        py,
+        signals::HookTarget {
+            call: Box::new(move |py, name| {
+                if let Err(e) = hooks::call(py, &hook_cfg, name, (hook_worker.clone_ref(py),)) {
+                    observe::exception(
+                        &format!("Exception in {name} hook"),
+                        &python::format_traceback(py, &e),
+                    );
+                }
+            }),
+        },
+    ) {
+        Ok(p) => p,
+        Err(e) => return boot_error(py, &e),
+    };
+    let app = match ctx.app {
+        Some(a) => a,
+        None => match python::app::import_app(py, cfg.app_uri.as_deref().unwrap_or("")) {
+            Ok(a) => a,
+            Err(AppLoadError::Import(msg)) => {
+                observe::debug("Exception while loading the application");
+                eprintln!("{msg}");
+                return APP_LOAD_ERROR;
+            }
+            Err(AppLoadError::Other(e)) => return boot_error(py, &e),
+        },
+    };
+    if let Err(e) = hooks::call(py, &cfg, "post_worker_init", (worker_obj.clone_ref(py),)) {
+        return boot_error(py, &e);
+    }
+    serve::serve(
+        py,
+        serve::Setup {
+            cfg,
+            app,
+            listeners: ctx.listeners,
+            heartbeat: ctx.heartbeat,
+            wakeup: pipe,
+            max_requests: ctx.max_requests,
+            ppid: ctx.ppid,
+            worker_obj: worker_obj.clone_ref(py),
+        },
+    )
+}
+
+fn boot_error(py: Python<'_>, e: &PyErr) -> i32 {
+    observe::exception(
+        "Exception in worker process",
+        &python::format_traceback(py, e),
+    );
+    eprintln!("{}", python::exc_str(py, e));
+    WORKER_BOOT_ERROR
+}

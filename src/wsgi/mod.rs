@@ -1,0 +1,698 @@
+//! The PEP 3333 bridge: turns one parsed request on a connection into an app call and writes the
+//! response, with gunicorn's semantics for every edge (errors before and after the headers,
+//! `close()` always called, access log, `pre_request`/`post_request`).
+//!
+//! Runs on the thread that calls the app, with the GIL held; socket waits release it.
+
+mod access;
+mod environ;
+mod exchange;
+mod input;
+mod response;
+mod start_response;
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use rgun_h1::{ParseError, RequestHead};
+
+use crate::config::Config;
+use crate::observe::{self, AccessFormat};
+use crate::python;
+use crate::worker::conn::{Conn, IoStop, Waiter};
+pub use exchange::Exchange;
+use input::{BodyState, Input};
+use response::ResponseState;
+use start_response::{StartResponse, io_stop_to_py};
+
+/// Per-worker Python objects and settings the bridge needs on every request.
+pub struct Statics {
+    pub app: Py<PyAny>,
+    base_environ: Py<PyDict>,
+    file_wrapper: Py<PyAny>,
+    socket_fromfd: Py<PyAny>,
+    script_name: String,
+    pub access: Option<AccessFormat>,
+    pub sendfile: bool,
+    pub parser: rgun_h1::ParserConfig,
+    /// gunicorn's sync worker closes every connection after one request.
+    pub force_close: bool,
+    pub cfg: Arc<Config>,
+    pub worker_obj: Py<PyAny>,
+}
+
+impl Statics {
+    pub fn new(
+        py: Python<'_>,
+        cfg: Arc<Config>,
+        app: Py<PyAny>,
+        multithread: bool,
+        worker_obj: Py<PyAny>,
+        parser: rgun_h1::ParserConfig,
+    ) -> PyResult<Statics> {
+        let helpers = py.import("rgun._wsgi")?;
+        let base = PyDict::new(py);
+        base.set_item(
+            "wsgi.errors",
+            helpers
+                .getattr("ErrorsWrapper")?
+                .call1((cfg.str("errorlog"),))?,
+        )?;
+        base.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+        base.set_item("wsgi.multithread", multithread)?;
+        base.set_item("wsgi.multiprocess", cfg.int("workers") > 1)?;
+        base.set_item("wsgi.run_once", false)?;
+        base.set_item("wsgi.file_wrapper", helpers.getattr("FileWrapper")?)?;
+        base.set_item("wsgi.input_terminated", true)?;
+        base.set_item(
+            "SERVER_SOFTWARE",
+            format!("gunicorn/{}", crate::GUNICORN_VERSION),
+        )?;
+        let script_name = py
+            .import("os")?
+            .getattr("environ")?
+            .call_method1("get", ("SCRIPT_NAME", ""))?
+            .extract()?;
+        let access = observe::access_enabled()
+            .then(|| AccessFormat::compile(cfg.str("access_log_format").unwrap_or("")));
+        Ok(Statics {
+            app,
+            base_environ: base.unbind(),
+            file_wrapper: helpers.getattr("FileWrapper")?.unbind(),
+            socket_fromfd: py.import("socket")?.getattr("fromfd")?.unbind(),
+            script_name,
+            access,
+            sendfile: cfg.sendfile_enabled(),
+            parser,
+            force_close: !cfg.is_gthread(),
+            cfg,
+            worker_obj,
+        })
+    }
+}
+
+/// What happened to the connection after one exchange.
+pub enum After {
+    /// Reusable for another request.
+    KeepAlive(Conn),
+    /// Close it gracefully.
+    Close(Conn),
+    /// Already unusable (the client went away); just drop it.
+    Drop,
+}
+
+/// Serves one request. `force_close` forces `Connection: close` (stopping, max_requests).
+pub fn handle(
+    py: Python<'_>,
+    st: &Statics,
+    conn: Conn,
+    head: RequestHead,
+    waiter: Waiter,
+    force_close: bool,
+) -> After {
+    let req_obj = request_object(py, &head, &conn);
+    if head.expect_continue
+        && let Err(e) = conn.write_all_blocking(&[b"HTTP/1.1 100 Continue\r\n\r\n"], &waiter)
+    {
+        return socket_error(py, e);
+    }
+    match st.cfg.object("pre_request") {
+        Some(hook) => {
+            if let Err(e) = hook
+                .bind(py)
+                .call1((st.worker_obj.clone_ref(py), req_obj.clone_ref(py)))
+            {
+                observe::exception("Error handling request", &python::format_traceback(py, &e));
+                return After::Close(conn);
+            }
+        }
+        None => {
+            if observe::enabled(observe::Level::Debug) {
+                observe::debug(&format!("{} {}", head.method, head.path));
+            }
+        }
+    }
+    let start = Instant::now();
+    let environ = match st.base_environ.bind(py).copy() {
+        Ok(e) => e,
+        Err(e) => return app_error(py, st, conn, &head, None, &e, start),
+    };
+    match environ::fill(py, &environ, &head, &conn, &st.script_name) {
+        Ok(Ok(())) => {}
+        Ok(Err(problem)) => {
+            observe::warning(&format!(
+                "Invalid request from ip={}: {}",
+                peer_ip(&conn),
+                problem.0
+            ));
+            write_error_page(&conn, &waiter, 500, "Bad Request", &problem.0);
+            log_error_access(py, st, &head, &conn, start);
+            return After::Close(conn);
+        }
+        Err(e) => return app_error(py, st, conn, &head, None, &e, start),
+    }
+    let body = BodyState::new(&head.body, &st.parser);
+    let resp = ResponseState::new(
+        head.version,
+        &head.method,
+        head.should_close(),
+        force_close || st.force_close,
+    );
+    let ex = Arc::new(Mutex::new(Exchange {
+        conn: Some(conn),
+        body,
+        resp,
+        waiter,
+    }));
+    let set = |k: &str, v: Bound<'_, PyAny>| environ.set_item(k, v);
+    let prepared = (|| -> PyResult<()> {
+        set(
+            "wsgi.input",
+            Bound::new(py, Input { ex: ex.clone() })?.into_any(),
+        )?;
+        let fd = {
+            let g = lock(&ex);
+            g.conn
+                .as_ref()
+                .map(|c| std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&c.stream)))
+        };
+        if let Some(fd) = fd {
+            set(
+                "gunicorn.socket",
+                st.socket_fromfd.bind(py).call1((fd, family_of(&ex), 1))?,
+            )?;
+        }
+        Ok(())
+    })();
+    let (returned, outcome) = match prepared {
+        Ok(()) => run_app(py, st, &ex, &environ),
+        Err(e) => (false, Err(e)),
+    };
+    let result = finish(py, st, &ex, &environ, &head, returned, outcome, start);
+    if let Some(hook) = st.cfg.object("post_request") {
+        let resp_obj = response_object(py, &lock(&ex).resp);
+        if let Err(e) = call_post_request(py, hook, st, &req_obj, &environ, resp_obj) {
+            observe::exception(
+                "Exception in post_request hook",
+                &python::format_traceback(py, &e),
+            );
+        }
+    }
+    result
+}
+
+fn lock(ex: &Arc<Mutex<Exchange>>) -> std::sync::MutexGuard<'_, Exchange> {
+    ex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn family_of(ex: &Arc<Mutex<Exchange>>) -> i32 {
+    let g = lock(ex);
+    let Some(c) = g.conn.as_ref() else { return 2 };
+    match (c.listener.family, c.peer) {
+        (crate::unix::listeners::Family::Unix, _) => 1,
+        (_, Some(std::net::SocketAddr::V6(_))) => 10,
+        _ => 2,
+    }
+}
+
+/// Calls the app and writes its response. Returns whether the app call returned an iterable
+/// (gunicorn access-logs only then) and the first exception from the app or from writing.
+fn run_app(
+    py: Python<'_>,
+    st: &Statics,
+    ex: &Arc<Mutex<Exchange>>,
+    environ: &Bound<'_, PyDict>,
+) -> (bool, PyResult<()>) {
+    let start_response = match Bound::new(py, StartResponse { ex: ex.clone() }) {
+        Ok(s) => s,
+        Err(e) => return (false, Err(e)),
+    };
+    let result = match st.app.bind(py).call1((environ, start_response)) {
+        Ok(r) => r,
+        Err(e) => return (false, Err(e)),
+    };
+    let iterated = write_result(py, st, ex, &result);
+    let closed = result.hasattr(intern!(py, "close")).and_then(|has| {
+        if has {
+            result.call_method0(intern!(py, "close")).map(|_| ())
+        } else {
+            Ok(())
+        }
+    });
+    (true, iterated.and(closed))
+}
+
+fn write_result(
+    py: Python<'_>,
+    st: &Statics,
+    ex: &Arc<Mutex<Exchange>>,
+    result: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    if st.sendfile && result.is_instance(st.file_wrapper.bind(py))? && send_file(py, ex, result)? {
+        return finish_response(ex);
+    }
+    // Fast path: a list or tuple of bytes, written without an iterator.
+    if let Ok(list) = result.cast::<PyList>() {
+        for item in list.iter() {
+            write_item(ex, &item)?;
+        }
+    } else if let Ok(tuple) = result.cast::<PyTuple>() {
+        for item in tuple.iter() {
+            write_item(ex, &item)?;
+        }
+    } else {
+        for item in result.try_iter()? {
+            write_item(ex, &item?)?;
+        }
+    }
+    finish_response(ex)
+}
+
+fn write_item(ex: &Arc<Mutex<Exchange>>, item: &Bound<'_, PyAny>) -> PyResult<()> {
+    let mut g = lock(ex);
+    let Exchange {
+        conn, resp, waiter, ..
+    } = &mut *g;
+    let conn = conn
+        .as_ref()
+        .ok_or_else(|| pyo3::exceptions::PyOSError::new_err("connection gone"))?;
+    if resp.status.is_none() {
+        return Err(pyo3::exceptions::PyAssertionError::new_err(
+            "Response headers not set!",
+        ));
+    }
+    match item.cast::<PyBytes>() {
+        Ok(b) => resp
+            .write(conn, waiter, b.as_bytes())
+            .map_err(io_stop_to_py),
+        Err(_) => {
+            resp.write(conn, waiter, b"").map_err(io_stop_to_py)?;
+            Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "{} is not a byte",
+                item.repr()?
+            )))
+        }
+    }
+}
+
+fn finish_response(ex: &Arc<Mutex<Exchange>>) -> PyResult<()> {
+    let mut g = lock(ex);
+    let Exchange {
+        conn, resp, waiter, ..
+    } = &mut *g;
+    let conn = conn
+        .as_ref()
+        .ok_or_else(|| pyo3::exceptions::PyOSError::new_err("connection gone"))?;
+    if resp.status.is_none() {
+        return Err(pyo3::exceptions::PyAssertionError::new_err(
+            "Response headers not set!",
+        ));
+    }
+    resp.close(conn, waiter).map_err(io_stop_to_py)
+}
+
+/// `wsgi.file_wrapper` with a real file: `sendfile(2)` from the current offset, which is
+/// restored afterwards. Returns false when the file cannot be sent that way.
+fn send_file(
+    py: Python<'_>,
+    ex: &Arc<Mutex<Exchange>>,
+    wrapper: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let filelike = wrapper.getattr("filelike")?;
+    let Ok(fileno) = filelike
+        .call_method0("fileno")
+        .and_then(|f| f.extract::<i32>())
+    else {
+        return Ok(false);
+    };
+    let os = py.import("os")?;
+    let Ok(offset) = os
+        .call_method1("lseek", (fileno, 0, 1))
+        .and_then(|o| o.extract::<i64>())
+    else {
+        return Ok(false);
+    };
+    let mut g = lock(ex);
+    let Exchange {
+        conn, resp, waiter, ..
+    } = &mut *g;
+    let conn = conn
+        .as_ref()
+        .ok_or_else(|| pyo3::exceptions::PyOSError::new_err("connection gone"))?;
+    if resp.status.is_none() {
+        return Err(pyo3::exceptions::PyAssertionError::new_err(
+            "Response headers not set!",
+        ));
+    }
+    let nbytes = match resp.response_length {
+        Some(n) => n,
+        None => {
+            let size: i64 = os
+                .call_method1("fstat", (fileno,))?
+                .getattr("st_size")?
+                .extract()?;
+            u64::try_from(size - offset).unwrap_or(0)
+        }
+    };
+    if resp.omits_body() {
+        resp.write(conn, waiter, b"").map_err(io_stop_to_py)?;
+        if nbytes > 0 {
+            response::no_body_warning(&resp.method, resp.status_code);
+        }
+        return Ok(true);
+    }
+    let mut head = Vec::new();
+    if !resp.headers_sent {
+        resp.header_block(&mut head);
+        resp.headers_sent = true;
+    }
+    if resp.chunked {
+        head.extend_from_slice(format!("{nbytes:X}\r\n").as_bytes());
+    }
+    conn.write_all_blocking(&[&head], waiter)
+        .map_err(io_stop_to_py)?;
+    let sent = crate::worker::sendfile::send(conn, fileno, offset, nbytes, waiter)
+        .map_err(io_stop_to_py)?;
+    resp.sent += sent;
+    if resp.chunked {
+        conn.write_all_blocking(&[b"\r\n"], waiter)
+            .map_err(io_stop_to_py)?;
+    }
+    os.call_method1("lseek", (fileno, offset, 0))?;
+    Ok(true)
+}
+
+/// After the app: access log, error handling, and whether the connection lives on.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    py: Python<'_>,
+    st: &Statics,
+    ex: &Arc<Mutex<Exchange>>,
+    environ: &Bound<'_, PyDict>,
+    head: &RequestHead,
+    returned: bool,
+    outcome: PyResult<()>,
+    start: Instant,
+) -> After {
+    let mut g = lock(ex);
+    let headers_sent = g.resp.headers_sent;
+    // The access line for the response as it stands (gunicorn's `finally` in handle_request;
+    // not written when the app call itself raised before returning an iterable).
+    if returned {
+        if let Some(fmt) = &st.access {
+            let rec = access::Record {
+                environ,
+                headers: &head.headers,
+                resp_headers: &g.resp.headers,
+                status: g.resp.status.clone().unwrap_or_default(),
+                sent: Some(g.resp.sent),
+                duration: start.elapsed(),
+            };
+            observe::access(&fmt.render(&rec));
+        }
+    }
+    let Exchange {
+        conn,
+        body,
+        resp,
+        waiter,
+    } = &mut *g;
+    let Some(mut c) = conn.take() else {
+        return After::Drop;
+    };
+    match outcome {
+        Ok(()) => {
+            if resp.should_close() || !crate::worker::signals::alive() {
+                return After::Close(c);
+            }
+            // Drain what the app left of the body so the next request starts at its head.
+            if body.drain(&mut c, waiter, 64 * 1024) {
+                After::KeepAlive(c)
+            } else {
+                After::Close(c)
+            }
+        }
+        Err(e) => {
+            // A body error the app let escape: answer it as the parser error it is.
+            if let Some(pe) = body.error.take() {
+                drop(g);
+                return client_error(
+                    py,
+                    st,
+                    c,
+                    head,
+                    &pe,
+                    start,
+                    &Waiter {
+                        wakeup: None,
+                        deadline: None,
+                    },
+                );
+            }
+            if is_socket_error(py, &e) {
+                return socket_error_py(py, &e);
+            }
+            if headers_sent {
+                observe::exception("Error handling request", &python::format_traceback(py, &e));
+                return After::Close(c);
+            }
+            observe::exception(
+                &format!("Error handling request {} {}", head.method, head.uri),
+                &python::format_traceback(py, &e),
+            );
+            let w = Waiter {
+                wakeup: None,
+                deadline: Some(Instant::now() + std::time::Duration::from_secs(5)),
+            };
+            write_error_page(&c, &w, 500, "Internal Server Error", "");
+            drop(g);
+            log_error_access_with(py, st, head, &c, start, 500, "Internal Server Error");
+            After::Close(c)
+        }
+    }
+}
+
+fn app_error(
+    py: Python<'_>,
+    st: &Statics,
+    conn: Conn,
+    head: &RequestHead,
+    _env: Option<&Bound<'_, PyDict>>,
+    e: &PyErr,
+    start: Instant,
+) -> After {
+    observe::exception(
+        &format!("Error handling request {} {}", head.method, head.uri),
+        &python::format_traceback(py, e),
+    );
+    let w = Waiter {
+        wakeup: None,
+        deadline: Some(Instant::now() + std::time::Duration::from_secs(5)),
+    };
+    write_error_page(&conn, &w, 500, "Internal Server Error", "");
+    log_error_access_with(py, st, head, &conn, start, 500, "Internal Server Error");
+    After::Close(conn)
+}
+
+/// A parser error found while reading the body: gunicorn's client-error page and log line.
+fn client_error(
+    py: Python<'_>,
+    st: &Statics,
+    conn: Conn,
+    head: &RequestHead,
+    pe: &ParseError,
+    start: Instant,
+    w: &Waiter,
+) -> After {
+    let Some(status) = pe.status() else {
+        observe::debug(&format!(
+            "Ignored premature client disconnection. {}",
+            pe.log_text()
+        ));
+        return After::Drop;
+    };
+    observe::warning(&format!(
+        "Invalid request from ip={}: {}",
+        peer_ip(&conn),
+        pe.log_text()
+    ));
+    write_error_page(&conn, w, status, pe.reason(), &pe.message());
+    let _ = (py, st, head, start);
+    After::Close(conn)
+}
+
+fn write_error_page(conn: &Conn, w: &Waiter, status: u16, reason: &str, msg: &str) {
+    let page = rgun_h1::error_page(status, reason, msg);
+    if conn.write_all_blocking(&[&page], w).is_err() {
+        observe::debug("Failed to send error message.");
+    }
+}
+
+fn log_error_access(py: Python<'_>, st: &Statics, head: &RequestHead, conn: &Conn, start: Instant) {
+    log_error_access_with(py, st, head, conn, start, 500, "Bad Request");
+}
+
+/// The access line gunicorn's `handle_error` writes: a fresh response with the error status,
+/// and a minimal environ.
+fn log_error_access_with(
+    py: Python<'_>,
+    st: &Statics,
+    head: &RequestHead,
+    conn: &Conn,
+    start: Instant,
+    code: u16,
+    reason: &str,
+) {
+    let Some(fmt) = &st.access else { return };
+    let env = PyDict::new(py);
+    let _ = env.set_item("REQUEST_METHOD", &head.method);
+    let _ = env.set_item("RAW_URI", &head.uri);
+    let _ = env.set_item("QUERY_STRING", &head.query);
+    let _ = env.set_item(
+        "SERVER_PROTOCOL",
+        format!("HTTP/{}.{}", head.version.0, head.version.1),
+    );
+    let _ = env.set_item("REMOTE_ADDR", peer_ip(conn));
+    if let Some(p) = conn.peer {
+        let _ = env.set_item("REMOTE_PORT", p.port().to_string());
+    } else {
+        let _ = env.set_item("REMOTE_PORT", "-1");
+    }
+    let rec = access::Record {
+        environ: &env,
+        headers: &head.headers,
+        resp_headers: &[],
+        status: format!("{code} {reason}"),
+        sent: Some(0),
+        duration: start.elapsed(),
+    };
+    observe::access(&fmt.render(&rec));
+}
+
+fn peer_ip(conn: &Conn) -> String {
+    conn.peer.map(|p| p.ip().to_string()).unwrap_or_default()
+}
+
+fn is_socket_error(py: Python<'_>, e: &PyErr) -> bool {
+    e.is_instance_of::<pyo3::exceptions::PyOSError>(py)
+        && e.value(py)
+            .getattr("errno")
+            .ok()
+            .and_then(|n| n.extract::<i32>().ok())
+            .is_some_and(|n| {
+                n == nix::errno::Errno::EPIPE as i32
+                    || n == nix::errno::Errno::ECONNRESET as i32
+                    || n == nix::errno::Errno::ENOTCONN as i32
+            })
+}
+
+fn socket_error_py(py: Python<'_>, e: &PyErr) -> After {
+    let n = e
+        .value(py)
+        .getattr("errno")
+        .ok()
+        .and_then(|n| n.extract::<i32>().ok())
+        .unwrap_or(0);
+    log_ignored(n);
+    After::Drop
+}
+
+fn socket_error(py: Python<'_>, e: IoStop) -> After {
+    match e {
+        IoStop::Io(io) => log_ignored(io.raw_os_error().unwrap_or(0)),
+        IoStop::Interrupted(err) => observe::exception(
+            "Error handling request",
+            &python::format_traceback(py, &err),
+        ),
+    }
+    After::Drop
+}
+
+fn log_ignored(errno: i32) {
+    if errno == nix::errno::Errno::ECONNRESET as i32 {
+        observe::debug("Ignoring connection reset");
+    } else if errno == nix::errno::Errno::ENOTCONN as i32 {
+        observe::debug("Ignoring socket not connected");
+    } else {
+        observe::debug("Ignoring EPIPE");
+    }
+}
+
+/// The `req` object hooks receive (gunicorn's `Request`).
+fn request_object(py: Python<'_>, head: &RequestHead, conn: &Conn) -> Py<PyAny> {
+    let make = || -> PyResult<Py<PyAny>> {
+        let kw = PyDict::new(py);
+        kw.set_item("method", &head.method)?;
+        kw.set_item("uri", &head.uri)?;
+        kw.set_item("path", &head.path)?;
+        kw.set_item("query", &head.query)?;
+        kw.set_item("fragment", &head.fragment)?;
+        kw.set_item(
+            "version",
+            PyTuple::new(py, [head.version.0, head.version.1])?,
+        )?;
+        kw.set_item("headers", head.headers.clone())?;
+        kw.set_item("scheme", head.scheme)?;
+        kw.set_item("req_number", conn.requests)?;
+        kw.set_item(
+            "remote_addr",
+            conn.peer.map(|p| (p.ip().to_string(), p.port())),
+        )?;
+        Ok(py
+            .import("types")?
+            .getattr("SimpleNamespace")?
+            .call((), Some(&kw))?
+            .unbind())
+    };
+    make().unwrap_or_else(|_| py.None())
+}
+
+/// The `resp` object `post_request` receives (gunicorn's `Response`).
+fn response_object(py: Python<'_>, r: &ResponseState) -> Py<PyAny> {
+    let make = || -> PyResult<Py<PyAny>> {
+        let kw = PyDict::new(py);
+        kw.set_item("status", r.status.clone())?;
+        kw.set_item("status_code", r.status_code)?;
+        kw.set_item("headers", r.headers.clone())?;
+        kw.set_item("headers_sent", r.headers_sent)?;
+        kw.set_item("response_length", r.response_length)?;
+        kw.set_item("sent", r.sent)?;
+        kw.set_item("chunked", r.chunked)?;
+        kw.set_item("must_close", r.must_close)?;
+        kw.set_item("upgrade", r.upgrade)?;
+        kw.set_item("version", "rgun")?;
+        Ok(py
+            .import("types")?
+            .getattr("SimpleNamespace")?
+            .call((), Some(&kw))?
+            .unbind())
+    };
+    make().unwrap_or_else(|_| py.None())
+}
+
+/// `post_request` takes 2, 3 or 4 positional arguments (gunicorn adapts the call).
+fn call_post_request(
+    py: Python<'_>,
+    hook: &Py<PyAny>,
+    st: &Statics,
+    req: &Py<PyAny>,
+    environ: &Bound<'_, PyDict>,
+    resp: Py<PyAny>,
+) -> PyResult<()> {
+    let hook = hook.bind(py);
+    let nargs: usize = py
+        .import("inspect")?
+        .call_method1("signature", (hook,))?
+        .getattr("parameters")?
+        .len()?;
+    let w = st.worker_obj.clone_ref(py);
+    match nargs {
+        2 => hook.call1((w, req.clone_ref(py)))?,
+        3 => hook.call1((w, req.clone_ref(py), environ))?,
+        _ => hook.call1((w, req.clone_ref(py), environ, resp))?,
+    };
+    Ok(())
+}
