@@ -213,20 +213,20 @@ fn apply_policy(
                 section.expect_continue = true;
             }
         }
-        if let Some(cfg) = trusted {
-            if let Some((_, secure_value)) =
+        if let Some(cfg) = trusted
+            && let Some((_, secure_value)) =
                 cfg.secure_scheme_headers.iter().find(|(k, _)| k == name)
-            {
-                let scheme = if value == secure_value {
-                    "https"
-                } else {
-                    "http"
-                };
-                match section.scheme {
-                    Some(first) if first != scheme => return Err(ParseError::InvalidSchemeHeaders),
-                    Some(_) => {}
-                    None => section.scheme = Some(scheme),
-                }
+        {
+            // The first such header decides; a later one may only agree with it.
+            let scheme = if value == secure_value {
+                "https"
+            } else {
+                "http"
+            };
+            match section.scheme {
+                Some(first) if first != scheme => return Err(ParseError::InvalidSchemeHeaders),
+                Some(_) => {}
+                None => section.scheme = Some(scheme),
             }
         }
     }
@@ -317,11 +317,10 @@ mod tests {
         let cfg = ParserConfig::default();
         let err = parse("Host: a\r\nHost: a", &cfg, true).err().unwrap();
         assert!(err.has_request());
-        assert_eq!(
+        assert!(
             parse("Expect: 100-Continue", &cfg, true)
                 .unwrap()
-                .expect_continue,
-            true
+                .expect_continue
         );
         assert_eq!(
             parse("Expect: x", &cfg, true).err().unwrap().status(),
