@@ -20,7 +20,7 @@ mod text;
 pub use body::BodyDecoder;
 pub use config::{HeaderMapPolicy, ParserConfig, Peer, ProxyMode};
 pub use error::{BadVersion, ParseError, error_page, html_escape};
-pub use head::{BodyFraming, RequestHead, Status, parse_head, parse_head_eof};
+pub use head::{BodyFraming, HeadParser, RequestHead, Status, parse_head, parse_head_eof};
 pub use proxy::ProxyInfo;
 pub use repr::{py_repr_bytes, py_repr_str};
 pub use target::{InvalidTarget, TargetParts, split_request_uri};

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use json::Json;
 use rgun_h1::{
-    BodyDecoder, HeaderMapPolicy, ParseError, ParserConfig, Peer, ProxyMode, RequestHead, Status,
-    parse_head, parse_head_eof,
+    BodyDecoder, HeadParser, HeaderMapPolicy, ParseError, ParserConfig, Peer, ProxyMode,
+    RequestHead, Status, parse_head, parse_head_eof,
 };
 
 /// Where CI puts the vectors: `shared/` beside the repository checkout.
@@ -120,23 +120,36 @@ struct Seen {
 
 /// Serves a connection like gunicorn's parser loop: parse a head, drain its body, stop when
 /// the request says close or the input ends. `chunks` are the reads, in order.
+/// `incremental` picks [`HeadParser`] over the stateless [`parse_head`].
 fn run_connection(
     chunks: &[&[u8]],
     cfg: &ParserConfig,
     peer: &Peer,
+    incremental: bool,
 ) -> Result<Vec<Seen>, ParseError> {
     let mut reads = chunks.iter();
+    let mut parser = HeadParser::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut seen = Vec::new();
     let mut first = true;
     loop {
         let (head, used) = loop {
-            match parse_head(&buf, cfg, peer, first)? {
+            let status = if incremental {
+                parser.parse(&buf, cfg, peer, first)?
+            } else {
+                parse_head(&buf, cfg, peer, first)?
+            };
+            match status {
                 Status::Complete(done) => break done,
                 Status::Partial => match reads.next() {
                     Some(chunk) => buf.extend_from_slice(chunk),
                     None => {
-                        return match parse_head_eof(&buf, cfg, peer, first) {
+                        let eof = if incremental {
+                            parser.eof(&buf, cfg, peer, first)
+                        } else {
+                            parse_head_eof(&buf, cfg, peer, first)
+                        };
+                        return match eof {
                             Some(err) => Err(err),
                             None => Ok(seen),
                         };
@@ -360,15 +373,27 @@ fn run_vector(kind: &str, http: &Path) -> Vec<String> {
     // The harness peer has no IP: trusted front end, allowed to send PROXY headers.
     let peer = Peer::unix();
     let mut failures = Vec::new();
-    for (pattern, chunks) in split_patterns(&data) {
-        let result = run_connection(&chunks, &cfg, &peer);
+    let patterns = split_patterns(&data);
+    // Every pattern through the incremental parser; a few also through the stateless one
+    // (byte-by-byte is quadratic there, so it is left out).
+    let runs = patterns
+        .iter()
+        .map(|(name, chunks)| (name.clone(), chunks, true))
+        .chain(
+            patterns
+                .iter()
+                .filter(|(name, _)| name == "whole" || name == "by 7")
+                .map(|(name, chunks)| (format!("{name}, stateless"), chunks, false)),
+        );
+    for (pattern, chunks, incremental) in runs {
+        let result = run_connection(chunks, &cfg, &peer, incremental);
         let outcome = match kind {
             "valid" => result
                 .map_err(|e| format!("raised {}: {e}", e.name()))
                 .and_then(|seen| check_valid(&seen, &expected)),
             // Some messages (e.g. LimitRequestLine sizes) depend on how the bytes were split;
             // the JSON records the whole-input run.
-            _ => check_invalid(result, &expected, pattern == "whole"),
+            _ => check_invalid(result, &expected, pattern.starts_with("whole")),
         };
         if let Err(why) = outcome {
             failures.push(format!(
