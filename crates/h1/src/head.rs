@@ -436,6 +436,36 @@ mod tests {
     }
 
     #[test]
+    fn incremental_parser_matches_stateless() {
+        let cfg = ParserConfig::default();
+        let peer = Peer::unix();
+        let inputs: [&[u8]; 4] = [
+            b"\r\nPOST /x HTTP/1.1\r\nA: 1\r\nContent-Length: 2\r\n\r\nab",
+            b"GET / HTTP/1.1\r\nA: 1\nB: 2\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: 1\r\r\n\r\n",
+            b"get / HTTP/1.1\r\nA: 1",
+        ];
+        for input in inputs {
+            let mut parser = HeadParser::new();
+            for end in 0..=input.len() {
+                let incremental = parser.parse(&input[..end], &cfg, &peer, true);
+                assert_eq!(
+                    incremental,
+                    parse_head(&input[..end], &cfg, &peer, true),
+                    "{end}"
+                );
+                if incremental != Ok(Status::Partial) {
+                    break;
+                }
+            }
+            assert_eq!(
+                HeadParser::new().eof(input, &cfg, &peer, true),
+                parse_head_eof(input, &cfg, &peer, true)
+            );
+        }
+    }
+
+    #[test]
     fn request_line_limits() {
         let cfg = ParserConfig::from_settings(10, 100, 8190);
         let peer = Peer::unix();
