@@ -1,14 +1,14 @@
 //! Parsing one request head (optional PROXY header, request line, header section) from the
 //! start of a read buffer, then gunicorn's body-framing decision and keep-alive rule.
 
-use memchr::{memchr, memchr_iter, memmem};
+use memchr::{memchr, memchr_iter};
 
 use crate::config::{ParserConfig, Peer, ProxyMode};
 use crate::error::ParseError;
 use crate::headers::{HeadPolicy, LineRules, Section, parse_section};
 use crate::proxy::{ProxyInfo, ProxyOutcome, parse_proxy};
 use crate::reqline::parse_request_line;
-use crate::text::trim_sp_htab;
+use crate::text::{find_crlfcrlf, trim_sp_htab};
 
 /// Outcome of an incremental parse step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -260,7 +260,7 @@ fn parse_progress(
     } else {
         // Resume where the last call stopped; a terminator may straddle that point.
         let from = scan.fields_scanned.saturating_sub(3).max(fields_start);
-        match memmem::find(&buf[from..], b"\r\n\r\n") {
+        match find_crlfcrlf(&buf[from..]) {
             Some(i) => Some(from + i - fields_start),
             None => {
                 // Validate the request line once; its errors come before any header error.
