@@ -1,13 +1,13 @@
 //! Incremental request-body decoding: Content-Length bodies and chunked bodies with
 //! gunicorn's chunk-size, chunk-extension, terminator and trailer rules.
 
-use memchr::{memchr, memmem};
+use memchr::memchr;
 
 use crate::config::ParserConfig;
 use crate::error::ParseError;
 use crate::head::{BodyFraming, has_bare_lf};
 use crate::headers::{LineRules, parse_section};
-use crate::text::{is_tchar, trim_end_sp_htab};
+use crate::text::{find_crlf, find_crlfcrlf, is_tchar, trim_end_sp_htab};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -99,7 +99,7 @@ impl BodyDecoder {
                     }
                 }
                 State::SizeLine => {
-                    let Some(end) = memmem::find(rest, b"\r\n") else {
+                    let Some(end) = find_crlf(rest) else {
                         let limit = self.rules.limit_field_size;
                         if rest.len() > limit {
                             let msg = format!("line over {limit} bytes with no terminator");
@@ -130,7 +130,7 @@ impl BodyDecoder {
                 State::Trailers => {
                     if rest.starts_with(b"\r\n") {
                         pos += 2;
-                    } else if let Some(end) = memmem::find(rest, b"\r\n\r\n") {
+                    } else if let Some(end) = find_crlfcrlf(rest) {
                         self.trailers = parse_section(&rest[..end], &self.rules, None)?.headers;
                         pos += end + 4;
                     } else {

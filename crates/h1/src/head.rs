@@ -1,14 +1,14 @@
 //! Parsing one request head (optional PROXY header, request line, header section) from the
 //! start of a read buffer, then gunicorn's body-framing decision and keep-alive rule.
 
-use memchr::{memchr, memchr_iter, memmem};
+use memchr::{memchr, memchr_iter};
 
 use crate::config::{ParserConfig, Peer, ProxyMode};
 use crate::error::ParseError;
 use crate::headers::{HeadPolicy, LineRules, Section, parse_section};
 use crate::proxy::{ProxyInfo, ProxyOutcome, parse_proxy};
 use crate::reqline::parse_request_line;
-use crate::text::trim_sp_htab;
+use crate::text::{find_crlfcrlf, trim_sp_htab};
 
 /// Outcome of an incremental parse step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,17 +92,15 @@ enum Progress {
 /// Returns the head and the number of bytes it took (PROXY header and the final empty line
 /// included); the body starts right after. Call it again with more bytes after `Partial`;
 /// the result equals what gunicorn concludes having received exactly `buf`. `first_on_conn`
-/// enables the PROXY protocol check.
+/// enables the PROXY protocol check. This stateless form rescans `buf` on every call; a
+/// caller feeding many small reads should use [`HeadParser`].
 pub fn parse_head(
     buf: &[u8],
     cfg: &ParserConfig,
     peer: &Peer,
     first_on_conn: bool,
 ) -> Result<Status<(RequestHead, usize)>, ParseError> {
-    Ok(match parse_progress(buf, cfg, peer, first_on_conn)? {
-        Progress::Done(head, used) => Status::Complete((*head, used)),
-        Progress::Partial { .. } => Status::Partial,
-    })
+    HeadParser::new().parse(buf, cfg, peer, first_on_conn)
 }
 
 /// What gunicorn does when the peer closes while `buf` holds an incomplete head: nothing at
@@ -114,15 +112,83 @@ pub fn parse_head_eof(
     peer: &Peer,
     first_on_conn: bool,
 ) -> Option<ParseError> {
-    if buf.is_empty() {
-        return None;
+    HeadParser::new().eof(buf, cfg, peer, first_on_conn)
+}
+
+/// Incremental form of [`parse_head`] that remembers how much of the buffer it has already
+/// scanned, so a head arriving in many small reads costs linear time, not quadratic.
+///
+/// Contract: between calls the caller only appends to `buf` (the same head keeps starting
+/// at index 0). The parser resets itself when it returns a head or an error; call
+/// [`HeadParser::reset`] if the buffer is replaced for any other reason.
+#[derive(Clone, Debug, Default)]
+pub struct HeadParser {
+    scan: Scan,
+}
+
+/// How far earlier calls got, as offsets into the caller's buffer.
+#[derive(Clone, Copy, Debug, Default)]
+struct Scan {
+    /// The request line (from its start) holds no LF before this offset.
+    line_scanned: usize,
+    /// The complete request line already passed validation.
+    line_checked: bool,
+    /// The header section holds no bare LF before this offset, and no CRLFCRLF starting
+    /// more than 3 bytes before it.
+    fields_scanned: usize,
+}
+
+impl HeadParser {
+    pub fn new() -> Self {
+        Self::default()
     }
-    match parse_progress(buf, cfg, peer, first_on_conn) {
-        Err(err) => Some(err),
-        Ok(Progress::Partial { pending_start }) => {
-            Some(ParseError::NoMoreData(Some(buf[pending_start..].to_vec())))
+
+    /// Forgets what was scanned (for a new, unrelated buffer).
+    pub fn reset(&mut self) {
+        self.scan = Scan::default();
+    }
+
+    /// Same result as [`parse_head`] on the same bytes.
+    pub fn parse(
+        &mut self,
+        buf: &[u8],
+        cfg: &ParserConfig,
+        peer: &Peer,
+        first_on_conn: bool,
+    ) -> Result<Status<(RequestHead, usize)>, ParseError> {
+        match parse_progress(buf, cfg, peer, first_on_conn, &mut self.scan) {
+            Ok(Progress::Partial { .. }) => Ok(Status::Partial),
+            Ok(Progress::Done(head, used)) => {
+                self.reset();
+                Ok(Status::Complete((*head, used)))
+            }
+            Err(err) => {
+                self.reset();
+                Err(err)
+            }
         }
-        Ok(Progress::Done(..)) => None,
+    }
+
+    /// Same result as [`parse_head_eof`] on the same bytes.
+    pub fn eof(
+        &mut self,
+        buf: &[u8],
+        cfg: &ParserConfig,
+        peer: &Peer,
+        first_on_conn: bool,
+    ) -> Option<ParseError> {
+        if buf.is_empty() {
+            return None;
+        }
+        let outcome = parse_progress(buf, cfg, peer, first_on_conn, &mut self.scan);
+        self.reset();
+        match outcome {
+            Err(err) => Some(err),
+            Ok(Progress::Partial { pending_start }) => {
+                Some(ParseError::NoMoreData(Some(buf[pending_start..].to_vec())))
+            }
+            Ok(Progress::Done(..)) => None,
+        }
     }
 }
 
@@ -131,6 +197,7 @@ fn parse_progress(
     cfg: &ParserConfig,
     peer: &Peer,
     first_on_conn: bool,
+    scan: &mut Scan,
 ) -> Result<Progress, ParseError> {
     let mut pos = 0;
     let mut proxy = None;
@@ -155,22 +222,24 @@ fn parse_progress(
     // The request line ends at the first CRLF; the first LF in the buffer tells both where
     // that is and whether a bare LF comes before it.
     let line_start = pos;
-    let data = &buf[line_start..];
     let limit = cfg.limit_request_line;
-    let line_len = match memchr(b'\n', data) {
-        Some(lf) if lf > 0 && data[lf - 1] == b'\r' => lf - 1,
+    let from = scan.line_scanned.max(line_start);
+    let line_len = match memchr(b'\n', &buf[from..]).map(|i| from + i) {
+        Some(lf) if lf > line_start && buf[lf - 1] == b'\r' => lf - 1 - line_start,
         Some(_) => {
             return Err(ParseError::InvalidRequestLine(
                 "bare LF as line terminator".into(),
             ));
         }
         None => {
-            if limit > 0 && data.len() > limit + 2 {
+            let buffered = buf.len() - line_start;
+            if limit > 0 && buffered > limit + 2 {
                 return Err(ParseError::LimitRequestLine {
-                    size: data.len(),
+                    size: buffered,
                     limit,
                 });
             }
+            scan.line_scanned = buf.len();
             return Ok(Progress::Partial {
                 pending_start: line_start,
             });
@@ -182,33 +251,56 @@ fn parse_progress(
             limit,
         });
     }
-    let line = parse_request_line(&data[..line_len], cfg)?;
+    let line_bytes = &buf[line_start..line_start + line_len];
 
     let fields_start = line_start + line_len + 2;
     let data = &buf[fields_start..];
-    let (section, used) = if data.starts_with(b"\r\n") {
-        (Section::default(), fields_start + 2)
-    } else if let Some(end) = memmem::find(data, b"\r\n\r\n") {
-        let policy = HeadPolicy {
-            version: line.version,
-            trusted: peer.trusted.then_some(cfg),
-        };
-        (
-            parse_section(&data[..end], &LineRules::new(cfg), Some(&policy))?,
-            fields_start + end + 4,
-        )
+    let end = if data.starts_with(b"\r\n") {
+        None
     } else {
-        if data.len() > cfg.max_buffer_headers() {
-            return Err(ParseError::LimitRequestHeaders("max buffer headers"));
+        // Resume where the last call stopped; a terminator may straddle that point.
+        let from = scan.fields_scanned.saturating_sub(3).max(fields_start);
+        match find_crlfcrlf(&buf[from..]) {
+            Some(i) => Some(from + i - fields_start),
+            None => {
+                // Validate the request line once; its errors come before any header error.
+                if !scan.line_checked {
+                    parse_request_line(line_bytes, cfg)?;
+                    scan.line_checked = true;
+                }
+                if data.len() > cfg.max_buffer_headers() {
+                    return Err(ParseError::LimitRequestHeaders("max buffer headers"));
+                }
+                // Every head line ends with CRLF: a bare LF means the head can never end,
+                // so reject it now rather than wait for more.
+                let from = scan.fields_scanned.max(fields_start);
+                let bare_lf = memchr_iter(b'\n', &buf[from..])
+                    .map(|i| from + i)
+                    .any(|lf| lf == fields_start || buf[lf - 1] != b'\r');
+                if bare_lf {
+                    return Err(ParseError::header("bare LF as line terminator"));
+                }
+                scan.fields_scanned = buf.len();
+                return Ok(Progress::Partial {
+                    pending_start: fields_start,
+                });
+            }
         }
-        // Every head line ends with CRLF: a bare LF means the head can never end, so reject
-        // it now rather than wait for more.
-        if has_bare_lf(data) {
-            return Err(ParseError::header("bare LF as line terminator"));
+    };
+
+    let line = parse_request_line(line_bytes, cfg)?;
+    let (section, used) = match end {
+        None => (Section::default(), fields_start + 2),
+        Some(end) => {
+            let policy = HeadPolicy {
+                version: line.version,
+                trusted: peer.trusted.then_some(cfg),
+            };
+            (
+                parse_section(&data[..end], &LineRules::new(cfg), Some(&policy))?,
+                fields_start + end + 4,
+            )
         }
-        return Ok(Progress::Partial {
-            pending_start: fields_start,
-        });
     };
 
     let (body, coding_forces_close) = body_framing(&section.headers, line.version)?;
@@ -341,6 +433,36 @@ mod tests {
             panic!()
         };
         assert_eq!(used, 20);
+    }
+
+    #[test]
+    fn incremental_parser_matches_stateless() {
+        let cfg = ParserConfig::default();
+        let peer = Peer::unix();
+        let inputs: [&[u8]; 4] = [
+            b"\r\nPOST /x HTTP/1.1\r\nA: 1\r\nContent-Length: 2\r\n\r\nab",
+            b"GET / HTTP/1.1\r\nA: 1\nB: 2\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: 1\r\r\n\r\n",
+            b"get / HTTP/1.1\r\nA: 1",
+        ];
+        for input in inputs {
+            let mut parser = HeadParser::new();
+            for end in 0..=input.len() {
+                let incremental = parser.parse(&input[..end], &cfg, &peer, true);
+                assert_eq!(
+                    incremental,
+                    parse_head(&input[..end], &cfg, &peer, true),
+                    "{end}"
+                );
+                if incremental != Ok(Status::Partial) {
+                    break;
+                }
+            }
+            assert_eq!(
+                HeadParser::new().eof(input, &cfg, &peer, true),
+                parse_head_eof(input, &cfg, &peer, true)
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Parsing a header (or trailer) section line by line, with gunicorn's limits, obs-fold
 //! handling and header policy (singletons, `Expect`, secure-scheme headers, `_` names).
 
-use memchr::memmem;
-
 use crate::config::{HeaderMapPolicy, ParserConfig};
 use crate::error::ParseError;
-use crate::text::{is_bad_value_byte, is_token, latin1, trim_end_sp_htab, trim_sp_htab};
+use crate::text::{
+    find_crlf, is_bad_value_byte, is_token, latin1, latin1_upper, trim_end_sp_htab, trim_sp_htab,
+};
 
 /// The settings that shape header-line parsing. Copied out of [`ParserConfig`] so a body
 /// decoder can parse trailers without cloning the whole config.
@@ -51,16 +51,11 @@ struct Lines<'a> {
     data: &'a [u8],
     /// Start of the next line, or `None` once the last line was taken.
     pos: Option<usize>,
-    finder: memmem::Finder<'static>,
 }
 
 impl<'a> Lines<'a> {
     fn new(data: &'a [u8]) -> Self {
-        Self {
-            data,
-            pos: Some(0),
-            finder: memmem::Finder::new(b"\r\n"),
-        }
+        Self { data, pos: Some(0) }
     }
 
     fn has_next(&self) -> bool {
@@ -76,7 +71,7 @@ impl<'a> Lines<'a> {
     fn take(&mut self) -> Option<&'a [u8]> {
         let start = self.pos?;
         let rest = &self.data[start..];
-        match self.finder.find(rest) {
+        match find_crlf(rest) {
             Some(i) => {
                 self.pos = Some(start + i + 2);
                 Some(&rest[..i])
@@ -96,7 +91,11 @@ pub(crate) fn parse_section(
     head: Option<&HeadPolicy<'_>>,
 ) -> Result<Section, ParseError> {
     let from_trailer = head.is_none();
-    let mut section = Section::default();
+    // Most requests carry a handful of headers; avoid regrowing for them.
+    let mut section = Section {
+        headers: Vec::with_capacity(16),
+        ..Section::default()
+    };
     let (mut seen_host, mut seen_content_type) = (false, false);
     let mut lines = Lines::new(data);
     let mut folded = Vec::new();
@@ -122,7 +121,7 @@ pub(crate) fn parse_section(
             return Err(ParseError::InvalidHeaderName(latin1(name)));
         }
         // A token is ASCII, so upper-casing cannot change its length or meaning.
-        let name = latin1(name).to_ascii_uppercase();
+        let name = latin1_upper(name);
         if from_trailer && is_forbidden_trailer(&name) {
             return Err(ParseError::InvalidHeaderName(name));
         }
@@ -213,20 +212,20 @@ fn apply_policy(
                 section.expect_continue = true;
             }
         }
-        if let Some(cfg) = trusted {
-            if let Some((_, secure_value)) =
+        if let Some(cfg) = trusted
+            && let Some((_, secure_value)) =
                 cfg.secure_scheme_headers.iter().find(|(k, _)| k == name)
-            {
-                let scheme = if value == secure_value {
-                    "https"
-                } else {
-                    "http"
-                };
-                match section.scheme {
-                    Some(first) if first != scheme => return Err(ParseError::InvalidSchemeHeaders),
-                    Some(_) => {}
-                    None => section.scheme = Some(scheme),
-                }
+        {
+            // The first such header decides; a later one may only agree with it.
+            let scheme = if value == secure_value {
+                "https"
+            } else {
+                "http"
+            };
+            match section.scheme {
+                Some(first) if first != scheme => return Err(ParseError::InvalidSchemeHeaders),
+                Some(_) => {}
+                None => section.scheme = Some(scheme),
             }
         }
     }
@@ -317,11 +316,10 @@ mod tests {
         let cfg = ParserConfig::default();
         let err = parse("Host: a\r\nHost: a", &cfg, true).err().unwrap();
         assert!(err.has_request());
-        assert_eq!(
+        assert!(
             parse("Expect: 100-Continue", &cfg, true)
                 .unwrap()
-                .expect_continue,
-            true
+                .expect_continue
         );
         assert_eq!(
             parse("Expect: x", &cfg, true).err().unwrap().status(),

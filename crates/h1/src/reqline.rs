@@ -59,11 +59,11 @@ pub(crate) fn parse_request_line(
     {
         return Err(bad_line());
     }
-    let parts = split_request_uri(target).map_err(|()| bad_line())?;
+    let parts = split_request_uri(target).map_err(|_| bad_line())?;
 
     let version = parse_version(version, cfg)?;
-    // The target is ASCII here, so these conversions cannot fail.
-    let ascii = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    // The target is ASCII here, so latin-1 decoding is a plain copy.
+    let ascii = latin1;
     Ok(RequestLine {
         method,
         uri: ascii(target),
@@ -121,8 +121,10 @@ mod tests {
                 "{bad}"
             );
         }
-        let mut lax = ParserConfig::default();
-        lax.permit_unconventional_http_method = true;
+        let mut lax = ParserConfig {
+            permit_unconventional_http_method: true,
+            ..Default::default()
+        };
         assert_eq!(parse("ge / HTTP/1.1", &lax).unwrap().method, "ge");
         lax.casefold_http_method = true;
         assert_eq!(parse("ge / HTTP/1.1", &lax).unwrap().method, "GE");
@@ -137,8 +139,10 @@ mod tests {
         assert_eq!(err.log_text(), "Invalid HTTP Version: (2, 0)");
         let err = parse("GET /x y HTTP/1.1", &cfg).err().unwrap();
         assert_eq!(err.log_text(), "Invalid HTTP Version: 'y HTTP/1.1'");
-        let mut lax = ParserConfig::default();
-        lax.permit_unconventional_http_version = true;
+        let lax = ParserConfig {
+            permit_unconventional_http_version: true,
+            ..Default::default()
+        };
         assert_eq!(parse("GET / HTTP/0.9", &lax).unwrap().version, (0, 9));
     }
 

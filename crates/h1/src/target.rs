@@ -38,24 +38,28 @@ fn split_path_query_fragment(rest: &[u8]) -> TargetParts<'_> {
     }
 }
 
-/// gunicorn's `split_request_uri`. `Err(())` where Python raises `ValueError`.
+/// Where Python's `urlsplit` raises `ValueError` (unbalanced brackets, a bracketed host that
+/// is not an IPv6 or IPvFuture literal). gunicorn answers it with `InvalidRequestLine`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidTarget;
+
+/// gunicorn's `split_request_uri`.
 ///
 /// Only meant for targets gunicorn already vetted (bytes 0x21–0x7E), so `urlsplit`'s
 /// whitespace stripping and its NFKC netloc check can never apply.
-pub fn split_request_uri(uri: &[u8]) -> Result<TargetParts<'_>, ()> {
+pub fn split_request_uri(uri: &[u8]) -> Result<TargetParts<'_>, InvalidTarget> {
     // gunicorn treats a leading `//` as an absolute path, never as a netloc.
     if uri.starts_with(b"//") {
         return Ok(split_path_query_fragment(uri));
     }
     let mut url = uri;
-    if let Some(colon) = memchr(b':', url) {
-        if colon > 0
-            && url[0].is_ascii_alphabetic()
-            && url[..colon].iter().all(|&b| is_scheme_char(b))
-        {
-            // This is why `CONNECT example.com:443` ends up with path `443`.
-            url = &url[colon + 1..];
-        }
+    if let Some(colon) = memchr(b':', url)
+        && colon > 0
+        && url[0].is_ascii_alphabetic()
+        && url[..colon].iter().all(|&b| is_scheme_char(b))
+    {
+        // This is why `CONNECT example.com:443` ends up with path `443`.
+        url = &url[colon + 1..];
     }
     if let Some(after) = url.strip_prefix(b"//") {
         let end = after
@@ -70,7 +74,7 @@ pub fn split_request_uri(uri: &[u8]) -> Result<TargetParts<'_>, ()> {
 
 /// `urlsplit`'s bracket checks on the netloc: balanced brackets, and a bracketed host that is
 /// an IPv6 address (optionally with a zone) or an IPvFuture literal.
-fn check_netloc(netloc: &[u8]) -> Result<(), ()> {
+fn check_netloc(netloc: &[u8]) -> Result<(), InvalidTarget> {
     let open = memchr(b'[', netloc);
     let close = memchr(b']', netloc);
     match (open, close) {
@@ -80,33 +84,35 @@ fn check_netloc(netloc: &[u8]) -> Result<(), ()> {
             let host = &after[..memchr(b']', after).unwrap_or(after.len())];
             check_bracketed_host(host)
         }
-        _ => Err(()),
+        _ => Err(InvalidTarget),
     }
 }
 
 /// Python's `_check_bracketed_host`.
-fn check_bracketed_host(host: &[u8]) -> Result<(), ()> {
+fn check_bracketed_host(host: &[u8]) -> Result<(), InvalidTarget> {
     if let Some(rest) = host.strip_prefix(b"v") {
         // `\Av[a-fA-F0-9]+\..+\Z`
         let hex = rest.iter().take_while(|b| b.is_ascii_hexdigit()).count();
         return if hex > 0 && rest.len() > hex + 1 && rest[hex] == b'.' {
             Ok(())
         } else {
-            Err(())
+            Err(InvalidTarget)
         };
     }
-    let text = std::str::from_utf8(host).map_err(|_| ())?;
+    let text = std::str::from_utf8(host).map_err(|_| InvalidTarget)?;
     // `ipaddress.ip_address` tries IPv4 first; an IPv4 address in brackets is an error.
     if text.parse::<Ipv4Addr>().is_ok() {
-        return Err(());
+        return Err(InvalidTarget);
     }
     // Python accepts a `%zone` suffix on IPv6 addresses; Rust's parser does not.
     let addr = match text.split_once('%') {
         Some((addr, zone)) if !zone.is_empty() && !zone.contains('%') => addr,
-        Some(_) => return Err(()),
+        Some(_) => return Err(InvalidTarget),
         None => text,
     };
-    addr.parse::<Ipv6Addr>().map(|_| ()).map_err(|_| ())
+    addr.parse::<Ipv6Addr>()
+        .map(|_| ())
+        .map_err(|_| InvalidTarget)
 }
 
 #[cfg(test)]

@@ -10,6 +10,29 @@ pub(crate) fn latin1(bytes: &[u8]) -> String {
     }
 }
 
+/// First CRLF in `data`. Scans for LF with memchr, which beats building a substring
+/// searcher for a two-byte needle that is checked on every request.
+pub(crate) fn find_crlf(data: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', data)
+        .find(|&i| i > 0 && data[i - 1] == b'\r')
+        .map(|i| i - 1)
+}
+
+/// First CRLFCRLF in `data` (the end of a header section).
+pub(crate) fn find_crlfcrlf(data: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', data)
+        .find(|&i| i >= 3 && &data[i - 3..=i] == b"\r\n\r\n")
+        .map(|i| i - 3)
+}
+
+/// Latin-1 decoding plus ASCII upper-casing, in one allocation (header names are tokens).
+pub(crate) fn latin1_upper(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| char::from(b.to_ascii_uppercase()))
+        .collect()
+}
+
 /// Encodes a string of latin-1 chars back to bytes; chars above U+00FF become `?`.
 pub(crate) fn latin1_bytes(s: &str) -> Vec<u8> {
     s.chars()
@@ -61,6 +84,15 @@ mod tests {
         assert_eq!(s.chars().count(), 256);
         assert_eq!(latin1_bytes(&s), all);
         assert_eq!(latin1(b"plain"), "plain");
+    }
+
+    #[test]
+    fn searches() {
+        assert_eq!(find_crlf(b"a\nb\r\n"), Some(3));
+        assert_eq!(find_crlf(b"\nx"), None);
+        assert_eq!(find_crlfcrlf(b"a\r\nb\n\r\n\r\n"), Some(5));
+        assert_eq!(find_crlfcrlf(b"\r\n\r\r\n"), None);
+        assert_eq!(latin1_upper(b"x-Foo"), "X-FOO");
     }
 
     #[test]
