@@ -19,6 +19,9 @@ fn repr(py: Python<'_>, s: &str) -> String {
         .unwrap_or_else(|_| format!("'{s}'"))
 }
 
+/// Positional and keyword arguments of an app-factory call.
+type FactoryArgs<'py> = (Bound<'py, PyList>, Bound<'py, PyDict>);
+
 /// Imports `uri` and returns the app callable.
 pub fn import_app<'py>(py: Python<'py>, uri: &str) -> Result<Py<PyAny>, AppLoadError> {
     let (module, obj) = match uri.split_once(':') {
@@ -64,59 +67,58 @@ pub fn import_app<'py>(py: Python<'py>, uri: &str) -> Result<Py<PyAny>, AppLoadE
             .ok()
             .is_some_and(|t| node.is_instance(&t).unwrap_or(false))
     };
-    let (name, call): (String, Option<(Bound<'_, PyList>, Bound<'_, PyDict>)>) =
-        if is(&body, "Name") {
-            (
-                body.getattr("id")
-                    .and_then(|i| i.extract())
-                    .map_err(AppLoadError::Other)?,
-                None,
-            )
-        } else if is(&body, "Call") {
-            let func = body.getattr("func").map_err(AppLoadError::Other)?;
-            if !is(&func, "Name") {
-                return Err(AppLoadError::Import(format!(
-                    "Function reference must be a simple name: {}",
-                    repr(py, obj)
-                )));
-            }
-            let name: String = func
-                .getattr("id")
+    let (name, call): (String, Option<FactoryArgs<'_>>) = if is(&body, "Name") {
+        (
+            body.getattr("id")
                 .and_then(|i| i.extract())
-                .map_err(AppLoadError::Other)?;
-            let literal = |node: Bound<'py, PyAny>| ast.call_method1("literal_eval", (node,));
-            let bad_args = || {
-                AppLoadError::Import(format!(
-                    "Failed to parse arguments as literal values: {}",
-                    repr(py, obj)
-                ))
-            };
-            let args = PyList::empty(py);
-            for a in body
-                .getattr("args")
-                .and_then(|a| a.try_iter())
-                .map_err(AppLoadError::Other)?
-            {
-                let a = a.map_err(AppLoadError::Other)?;
-                args.append(literal(a).map_err(|_| bad_args())?)
-                    .map_err(AppLoadError::Other)?;
-            }
-            let kw = PyDict::new(py);
-            for k in body
-                .getattr("keywords")
-                .and_then(|a| a.try_iter())
-                .map_err(AppLoadError::Other)?
-            {
-                let k = k.map_err(AppLoadError::Other)?;
-                let key = k.getattr("arg").map_err(AppLoadError::Other)?;
-                let val = literal(k.getattr("value").map_err(AppLoadError::Other)?)
-                    .map_err(|_| bad_args())?;
-                kw.set_item(key, val).map_err(AppLoadError::Other)?;
-            }
-            (name, Some((args, kw)))
-        } else {
-            return Err(parse_fail());
+                .map_err(AppLoadError::Other)?,
+            None,
+        )
+    } else if is(&body, "Call") {
+        let func = body.getattr("func").map_err(AppLoadError::Other)?;
+        if !is(&func, "Name") {
+            return Err(AppLoadError::Import(format!(
+                "Function reference must be a simple name: {}",
+                repr(py, obj)
+            )));
+        }
+        let name: String = func
+            .getattr("id")
+            .and_then(|i| i.extract())
+            .map_err(AppLoadError::Other)?;
+        let literal = |node: Bound<'py, PyAny>| ast.call_method1("literal_eval", (node,));
+        let bad_args = || {
+            AppLoadError::Import(format!(
+                "Failed to parse arguments as literal values: {}",
+                repr(py, obj)
+            ))
         };
+        let args = PyList::empty(py);
+        for a in body
+            .getattr("args")
+            .and_then(|a| a.try_iter())
+            .map_err(AppLoadError::Other)?
+        {
+            let a = a.map_err(AppLoadError::Other)?;
+            args.append(literal(a).map_err(|_| bad_args())?)
+                .map_err(AppLoadError::Other)?;
+        }
+        let kw = PyDict::new(py);
+        for k in body
+            .getattr("keywords")
+            .and_then(|a| a.try_iter())
+            .map_err(AppLoadError::Other)?
+        {
+            let k = k.map_err(AppLoadError::Other)?;
+            let key = k.getattr("arg").map_err(AppLoadError::Other)?;
+            let val = literal(k.getattr("value").map_err(AppLoadError::Other)?)
+                .map_err(|_| bad_args())?;
+            kw.set_item(key, val).map_err(AppLoadError::Other)?;
+        }
+        (name, Some((args, kw)))
+    } else {
+        return Err(parse_fail());
+    };
 
     let mut app = module_obj.getattr(name.as_str()).map_err(|_| {
         AppLoadError::Import(format!(

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use rgun_h1::{ParseError, ParserConfig, Peer, RequestHead, Status, parse_head, parse_head_eof};
+use rgun_h1::{HeadParser, ParseError, ParserConfig, Peer, RequestHead, Status, parse_head_eof};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
 use super::conn::{Conn, ListenerInfo, Stream, Waiter};
@@ -399,8 +399,10 @@ fn peer_of(srv: &Server, conn: &Conn) -> Peer {
 
 async fn read_head(srv: &Server, conn: &mut Conn, first: bool) -> HeadRead {
     let peer = peer_of(srv, conn);
+    // Incremental: a head that arrives a byte at a time costs linear time.
+    let mut parser = HeadParser::new();
     loop {
-        match parse_head(conn.pending(), &srv.st.parser, &peer, first) {
+        match parser.parse(conn.pending(), &srv.st.parser, &peer, first) {
             Ok(Status::Complete((head, used))) => {
                 conn.consume(used);
                 return HeadRead::Head(Box::new(head));

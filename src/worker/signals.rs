@@ -24,8 +24,11 @@ pub static STOP: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// What the handlers need to call `worker_int` / `worker_abort`.
 pub struct HookTarget {
-    pub call: Box<dyn Fn(Python<'_>, &str) + Send + Sync>,
+    pub call: HookFn,
 }
+
+/// Calls the worker hook with the given name.
+pub type HookFn = Box<dyn Fn(Python<'_>, &str) + Send + Sync>;
 static HOOKS: OnceLock<HookTarget> = OnceLock::new();
 
 pub fn alive() -> bool {

@@ -401,18 +401,16 @@ fn finish(
     let headers_sent = g.resp.headers_sent;
     // The access line for the response as it stands (gunicorn's `finally` in handle_request;
     // not written when the app call itself raised before returning an iterable).
-    if returned {
-        if let Some(fmt) = &st.access {
-            let rec = access::Record {
-                environ,
-                headers: &head.headers,
-                resp_headers: &g.resp.headers,
-                status: g.resp.status.clone().unwrap_or_default(),
-                sent: Some(g.resp.sent),
-                duration: start.elapsed(),
-            };
-            observe::access(&fmt.render(&rec));
-        }
+    if returned && let Some(fmt) = &st.access {
+        let rec = access::Record {
+            environ,
+            headers: &head.headers,
+            resp_headers: &g.resp.headers,
+            status: g.resp.status.clone().unwrap_or_default(),
+            sent: Some(g.resp.sent),
+            duration: start.elapsed(),
+        };
+        observe::access(&fmt.render(&rec));
     }
     let Exchange {
         conn,

@@ -1,0 +1,265 @@
+"""Test WSGI apps, routed on the first PATH_INFO segment: `wsgiapps:app`.
+
+Every route is small and deterministic so rgun's output can be compared byte for byte with gunicorn's.
+"""
+
+import json
+import os
+import sys
+import time
+from urllib.parse import parse_qs
+
+
+def _q(environ):
+    return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
+
+
+def _mark(path, text):
+    if path:
+        with open(path, "a") as f:
+            f.write(text + "\n")
+
+
+def hello(environ, start_response):
+    body = b"Hello, World!"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def slow(environ, start_response):
+    q = _q(environ)
+    secs = float(q.get("s", "1"))
+    _mark(q.get("mark"), "start %d" % os.getpid())
+    time.sleep(secs)
+    body = ("slept %s" % q.get("s", "1")).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _jsonable(v):
+    if isinstance(v, (str, bool, int, float)) or v is None:
+        return v
+    if isinstance(v, tuple):
+        return list(v)
+    if callable(v):
+        return "<callable>"
+    return "<object>"
+
+
+def environ_dump(environ, start_response):
+    d = {k: _jsonable(v) for k, v in environ.items()}
+    sock = environ.get("gunicorn.socket")
+    d["__socket_has_fileno"] = hasattr(sock, "fileno")
+    inp = environ.get("wsgi.input")
+    d["__input_methods"] = sorted(m for m in ("read", "readline", "readlines", "__iter__") if hasattr(inp, m))
+    err = environ.get("wsgi.errors")
+    d["__errors_methods"] = sorted(m for m in ("write", "writelines", "flush") if hasattr(err, m))
+    body = json.dumps(d, sort_keys=True).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def echo(environ, start_response):
+    """Stream the request body back, 64 KiB at a time (never holds the whole body)."""
+    inp = environ["wsgi.input"]
+    headers = [("Content-Type", "application/octet-stream")]
+    if environ.get("CONTENT_LENGTH"):
+        headers.append(("Content-Length", environ["CONTENT_LENGTH"]))
+    start_response("200 OK", headers)
+
+    def gen():
+        while True:
+            b = inp.read(65536)
+            if not b:
+                break
+            yield b
+
+    return gen()
+
+
+def stream(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def gen():
+        yield b"hello "
+        yield b""
+        yield b"world"
+
+    return gen()
+
+
+def file_wrapper(environ, start_response):
+    q = _q(environ)
+    f = open(q["path"], "rb")
+    headers = [("Content-Type", "application/octet-stream")]
+    if q.get("cl"):
+        headers.append(("Content-Length", str(os.path.getsize(q["path"]))))
+    start_response("200 OK", headers)
+    return environ["wsgi.file_wrapper"](f, 8192)
+
+
+def raise_(environ, start_response):
+    raise RuntimeError("boom from the test app")
+
+
+def raise_after(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def gen():
+        yield b"partial"
+        raise RuntimeError("boom after headers")
+
+    return gen()
+
+
+def write_callable(environ, start_response):
+    write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "17")])
+    write(b"written ")
+    write(b"then ")
+    return [b"iter"]
+
+
+def exc_info_app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])
+    try:
+        raise ValueError("replace the status")
+    except ValueError:
+        start_response("503 Service Unavailable", [("X-Second", "2"), ("Content-Length", "8")], sys.exc_info())
+    return [b"replaced"]
+
+
+def head(environ, start_response):
+    body = b"this body must not be sent for HEAD"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def big(environ, start_response):
+    n = int(_q(environ).get("n", str(1024 * 1024)))
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
+
+    def gen():
+        block = bytes(range(256)) * 256  # 64 KiB
+        left = n
+        while left > 0:
+            b = block[: min(left, len(block))]
+            left -= len(b)
+            yield b
+
+    return gen()
+
+
+class _ClosingBody:
+    def __init__(self, mark, fail):
+        self.mark = mark
+        self.fail = fail
+        self.items = [b"one ", b"two"]
+
+    def __iter__(self):
+        for i, it in enumerate(self.items):
+            if self.fail and i == 1:
+                raise RuntimeError("fail mid-iteration")
+            yield it
+
+    def close(self):
+        _mark(self.mark, "closed %d" % os.getpid())
+
+
+def close_app(environ, start_response):
+    q = _q(environ)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return _ClosingBody(q.get("mark"), q.get("fail") == "1")
+
+
+def input_app(environ, start_response):
+    inp = environ["wsgi.input"]
+    mode = _q(environ).get("mode", "read")
+    if mode == "read":
+        out = [inp.read().decode("latin-1"), inp.read().decode("latin-1")]
+    elif mode == "readn":
+        out = []
+        while True:
+            b = inp.read(7)
+            out.append(b.decode("latin-1"))
+            if not b or len(out) > 1000:
+                break
+    elif mode == "read0":
+        out = [inp.read(0).decode(), inp.read(-1).decode("latin-1"), inp.read(None).decode()]
+    elif mode == "readline":
+        out = []
+        while True:
+            b = inp.readline()
+            out.append(b.decode("latin-1"))
+            if not b or len(out) > 1000:
+                break
+    elif mode == "readline_size":
+        out = [inp.readline(3).decode("latin-1"), inp.readline(100).decode("latin-1"), inp.readline().decode("latin-1")]
+    elif mode == "readlines":
+        out = [l.decode("latin-1") for l in inp.readlines()]
+    elif mode == "iter":
+        out = [l.decode("latin-1") for l in inp]
+    else:
+        out = ["unknown mode"]
+    body = json.dumps(out).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def pid(environ, start_response):
+    body = str(os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def env(environ, start_response):
+    body = os.environ.get(_q(environ)["k"], "<unset>").encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def http10_noclen(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"no length ", b"here"]
+
+
+def headers_app(environ, start_response):
+    body = b"hdrs"
+    start_response("201 Created", [("Content-Type", "text/plain"), ("X-Custom", "Value 1"),
+                                   ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"),
+                                   ("Content-Length", str(len(body)))])
+    return [body]
+
+
+ROUTES = {
+    "hello": hello,
+    "slow": slow,
+    "environ": environ_dump,
+    "echo": echo,
+    "stream": stream,
+    "filewrapper": file_wrapper,
+    "raise": raise_,
+    "raise_after": raise_after,
+    "write": write_callable,
+    "excinfo": exc_info_app,
+    "head": head,
+    "big": big,
+    "close": close_app,
+    "input": input_app,
+    "pid": pid,
+    "env": env,
+    "http10": http10_noclen,
+    "headers": headers_app,
+}
+
+
+def app(environ, start_response):
+    seg = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]
+    handler = ROUTES.get(seg)
+    if handler is None:
+        body = b"not found: " + seg.encode("latin-1")
+        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+    return handler(environ, start_response)
+
+
+application = app
