@@ -1313,7 +1313,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::ProxyProtocol,
         help_position: Some(58),
         short: "Enable PROXY protocol support.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "proxy_allow_ips",
@@ -1330,7 +1330,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::StringToAddrList,
         help_position: Some(59),
         short: "Front-end's IP addresses or networks from which allowed accept",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "protocol",

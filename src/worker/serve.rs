@@ -55,6 +55,7 @@ struct Server {
     max_requests: u64,
     wakeup: BorrowedFd<'static>,
     forwarded: AllowList,
+    proxy_allow: AllowList,
     pool: Option<mpsc::SyncSender<Job>>,
 }
 
@@ -84,6 +85,9 @@ fn parser_config(cfg: &Config) -> ParserConfig {
     }
     p.forwarder_headers = cfg.list("forwarder_headers").to_vec();
     p.secure_scheme_headers = cfg.dict("secure_scheme_headers").to_vec();
+    if let Some(mode) = cfg.str("proxy_protocol").and_then(rgun_h1::ProxyMode::from_setting) {
+        p.proxy_protocol = mode;
+    }
     p
 }
 
@@ -133,6 +137,7 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
         max_requests: setup.max_requests,
         wakeup: wakeup.read.as_fd(),
         forwarded: AllowList::new(cfg.list("forwarded_allow_ips")),
+        proxy_allow: AllowList::new(cfg.list("proxy_allow_ips")),
         pool: None,
     });
     let (srv, pool_threads) = start_pool(srv);
