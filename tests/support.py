@@ -361,25 +361,29 @@ class RawConn:
             return r
         if te and "chunked" in te.lower():
             r.framing = "chunked"
-            raw = b""
-            body = b""
+            raw = []
+            body = []
             while True:
                 szl = self.f.readline(1024)
-                raw += szl
+                raw.append(szl)
+                if not szl:
+                    raise ConnectionError("connection closed inside a chunked body after %d bytes"
+                                          % sum(map(len, body)))
                 size = int(szl.split(b";")[0].strip(), 16)
                 if size == 0:
                     while True:  # trailers
                         t = self.f.readline(65537)
-                        raw += t
+                        raw.append(t)
                         if t in (b"\r\n", b"\n", b""):
                             break
                     break
                 data = self.f.read(size)
                 crlf = self.f.read(2)
-                raw += data + crlf
-                body += data
-            r.body = body
-            r.chunked_raw = raw
+                raw.append(data)
+                raw.append(crlf)
+                body.append(data)
+            r.body = b"".join(body)
+            r.chunked_raw = b"".join(raw) if len(r.body) < (1 << 20) else b"<large>"
         elif cl is not None:
             r.framing = "length"
             n = int(cl)

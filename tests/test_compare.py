@@ -1,0 +1,142 @@
+"""rgun vs real gunicorn 27.0.1, same app, same request: status line, headers (minus Date/Server), framing, body.
+
+Both servers run `-w 2` (sync). The raw 500 error page is compared byte for byte.
+"""
+
+import os
+
+import pytest
+
+from support import GUNICORN, TESTING_GUNICORN, parse_raw_response
+
+FILE_CONTENT = bytes(range(256)) * 100 + b"tail"
+
+
+@pytest.fixture(scope="module")
+def pair(module_spawn, tmp_path_factory):
+    d = tmp_path_factory.mktemp("cmp")
+    ours = module_spawn(["-w", "2", "wsgiapps:app"], workers=2, name="rgun")
+    oracle = module_spawn(["-w", "2", "wsgiapps:app"], exe=GUNICORN, workers=2, name="gunicorn")
+    fpath = d / "data.bin"
+    fpath.write_bytes(FILE_CONTENT)
+    return ours, oracle, str(fpath)
+
+
+@pytest.fixture(scope="module")
+def flask_pair(module_spawn):
+    ours = module_spawn(["-w", "2", "flaskapp:app"], workers=2, name="rgun-flask")
+    oracle = module_spawn(["-w", "2", "flaskapp:app"], exe=GUNICORN, workers=2, name="gunicorn-flask")
+    return ours, oracle
+
+
+def _norm(r):
+    """Everything observable except Date and Server."""
+    return {
+        "version": r.version,
+        "status": r.status,
+        "reason": r.reason,
+        "headers": r.headers_without("Date", "Server"),
+        "framing": r.framing,
+        "chunked_raw": r.chunked_raw,
+        "body": r.body,
+    }
+
+
+def _compare(ours, oracle, *args, **kw):
+    a = ours.request(*args, **kw)
+    b = oracle.request(*args, **kw)
+    assert _norm(a) == _norm(b)
+    return a, b
+
+
+def _server_header_ok(r):
+    assert r.header("Server") == ("gunicorn" if TESTING_GUNICORN else "rgun")
+    assert r.header("Date", "").endswith(" GMT")
+    # Server and Date come first, in gunicorn's order, then Connection.
+    assert [k for k, _ in r.headers[:3]] == ["Server", "Date", "Connection"]
+
+
+CASES = [
+    ("GET", "/hello", [], b"", "HTTP/1.1"),
+    ("GET", "/hello", [], b"", "HTTP/1.0"),
+    ("GET", "/hello", [("Connection", "keep-alive")], b"", "HTTP/1.1"),
+    ("GET", "/stream", [], b"", "HTTP/1.1"),
+    ("GET", "/stream", [], b"", "HTTP/1.0"),
+    ("GET", "/http10", [], b"", "HTTP/1.1"),
+    ("GET", "/http10", [], b"", "HTTP/1.0"),
+    ("HEAD", "/head", [], b"", "HTTP/1.1"),
+    ("GET", "/head", [], b"", "HTTP/1.1"),
+    ("GET", "/write", [], b"", "HTTP/1.1"),
+    ("GET", "/excinfo", [], b"", "HTTP/1.1"),
+    ("GET", "/headers", [], b"", "HTTP/1.1"),
+    ("GET", "/nothing/here", [], b"", "HTTP/1.1"),
+    ("POST", "/echo", [("Content-Type", "text/plain")], b"echo me \x00\xff please", "HTTP/1.1"),
+    ("POST", "/echo", [("Transfer-Encoding", "chunked")], b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "HTTP/1.1"),
+    ("GET", "/big?n=300000", [], b"", "HTTP/1.1"),
+]
+
+
+@pytest.mark.parametrize("method,path,headers,body,version", CASES, ids=[f"{c[0]} {c[1]} {c[4]}" for c in CASES])
+def test_same_response_as_gunicorn(pair, method, path, headers, body, version):
+    ours, oracle, _ = pair
+    a, _ = _compare(ours, oracle, method, path, headers, body, version)
+    _server_header_ok(a)
+
+
+@pytest.mark.parametrize("mode", ["read", "readn", "read0", "readline", "readline_size", "readlines", "iter"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["cl", "chunked"])
+def test_wsgi_input_methods_same_as_gunicorn(pair, mode, chunked):
+    ours, oracle, _ = pair
+    data = b"first line\nsecond\n\nfourth line is longer than the others\nno newline at end"
+    if chunked:
+        body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (data[:10], data[10:33], data[33:])) + b"0\r\n\r\n"
+        hdrs = [("Transfer-Encoding", "chunked")]
+    else:
+        body, hdrs = data, []
+    a, _ = _compare(ours, oracle, "POST", f"/input?mode={mode}", hdrs, body)
+    assert a.status == 200
+
+
+@pytest.mark.parametrize("cl", ["1", ""], ids=["content-length", "chunked"])
+def test_file_wrapper_same_as_gunicorn(pair, cl):
+    ours, oracle, fpath = pair
+    a, _ = _compare(ours, oracle, "GET", f"/filewrapper?path={fpath}&cl={cl}")
+    assert a.body == FILE_CONTENT
+
+
+def test_500_page_is_byte_identical(pair):
+    ours, oracle, _ = pair
+    req = b"GET /raise HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    a = ours.raw(req)
+    b = oracle.raw(req)
+    assert a == b
+    assert a.startswith(b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n"
+                        b"Content-Type: text/html\r\nContent-Length: 141\r\n\r\n<html>")
+    assert len(parse_raw_response(a).body) == 141
+
+
+@pytest.mark.parametrize("req", [
+    b"GET /x y HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET /hello HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\n\r\n",
+    b"BAD\r\n\r\n",
+], ids=["bad-version", "dup-host", "bad-te", "bad-line"])
+def test_error_pages_are_byte_identical(pair, req):
+    ours, oracle, _ = pair
+    assert ours.raw(req) == oracle.raw(req)
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("GET", "/", b""),
+    ("GET", "/?a=1&b=two", b""),
+    ("GET", "/text", b""),
+    ("GET", "/stream", b""),
+    ("GET", "/missing", b""),
+    ("GET", "/redirect", b""),
+    ("POST", "/echo", b"flask body \x01\x02"),
+    ("HEAD", "/text", b""),
+])
+def test_flask_same_as_gunicorn(flask_pair, method, path, body):
+    ours, oracle = flask_pair
+    a, _ = _compare(ours, oracle, method, path, [("User-Agent", "t")], body)
+    _server_header_ok(a)

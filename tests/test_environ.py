@@ -1,0 +1,96 @@
+"""The WSGI environ rgun builds vs gunicorn's for the same request (sync -w 1 and gthread -w 2),
+with SCRIPT_NAME taken from the process environment."""
+
+import json
+
+import pytest
+
+from support import GUNICORN
+
+CONFIGS = {
+    "sync-w1": (["-w", "1", "-k", "sync"], 1),
+    "gthread-w2": (["-w", "2", "-k", "gthread", "--threads", "4"], 2),
+}
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def pair(request, module_spawn):
+    args, n = CONFIGS[request.param]
+    env = {"SCRIPT_NAME": "/pre"}
+    ours = module_spawn(args + ["wsgiapps:app"], workers=n, extra_env=env, name="rgun-" + request.param)
+    oracle = module_spawn(args + ["wsgiapps:app"], exe=GUNICORN, workers=n, extra_env=env,
+                          name="gunicorn-" + request.param)
+    return request.param, ours, oracle
+
+
+def _environ(srv, path, headers=(), body=b"", version="HTTP/1.1", method="GET"):
+    r = srv.request(method, path, list(headers), body, version)
+    assert r.status == 200, (r.status, r.body)
+    return json.loads(r.body)
+
+
+REQS = [
+    ("GET", "/pre/environ/a%2Fb/%C3%A9?x=1&y=%20#frag", [("Cookie", "a=1"), ("Cookie", "b=2"), ("X-Custom-Thing", "v"),
+                                                        ("User-Agent", "tester/1")], b"", "HTTP/1.1"),
+    ("POST", "/pre/environ", [("Content-Type", "application/x-www-form-urlencoded")], b"a=b&c=d", "HTTP/1.1"),
+    ("GET", "/pre/environ", [], b"", "HTTP/1.0"),
+    ("GET", "/pre/environ?", [("Host", "example.com:8080")], b"", "HTTP/1.1"),
+]
+
+
+@pytest.mark.parametrize("method,path,headers,body,version", REQS, ids=["query-cookies", "post-form", "http10", "host"])
+def test_environ_same_as_gunicorn(pair, method, path, headers, body, version):
+    name, ours, oracle = pair
+    a = _environ(ours, path, headers, body, version, method)
+    b = _environ(oracle, path, headers, body, version, method)
+    # Inherently different between the two processes: the ports.
+    assert a.pop("SERVER_PORT") == str(ours.port)
+    assert b.pop("SERVER_PORT") == str(oracle.port)
+    assert a.pop("REMOTE_PORT").isdigit()
+    b.pop("REMOTE_PORT")
+    # Checked on its own in test_early_hints_key (one failure, not one per request).
+    a.pop("wsgi.early_hints", None)
+    b.pop("wsgi.early_hints", None)
+    assert a == b
+
+
+def test_early_hints_key(pair):
+    """gunicorn 25+ puts a `wsgi.early_hints` callable in every HTTP/1 environ (spec 12.1, 11.5)."""
+    _, ours, _ = pair
+    e = _environ(ours, "/pre/environ")
+    assert e.get("wsgi.early_hints") == "<callable>"
+
+
+def test_environ_values(pair):
+    name, ours, _ = pair
+    e = _environ(ours, "/pre/environ/x%20y?q=1", [("X-A", "1")])
+    assert e["RAW_URI"] == "/pre/environ/x%20y?q=1"
+    assert e["SCRIPT_NAME"] == "/pre"
+    assert e["PATH_INFO"] == "/environ/x y"
+    assert e["QUERY_STRING"] == "q=1"
+    assert e["REMOTE_ADDR"] == "127.0.0.1"
+    assert e["REMOTE_PORT"].isdigit()
+    assert e["SERVER_NAME"] == "127.0.0.1"
+    assert e["SERVER_PORT"] == str(ours.port)
+    assert e["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert e["SERVER_SOFTWARE"] == "gunicorn/27.0.1"
+    assert e["wsgi.version"] == [1, 0]
+    assert e["wsgi.url_scheme"] == "http"
+    assert e["wsgi.multithread"] is (name.startswith("gthread"))
+    assert e["wsgi.multiprocess"] is (name.endswith("w2"))
+    assert e["wsgi.run_once"] is False
+    assert e["wsgi.input_terminated"] is True
+    assert e["wsgi.file_wrapper"] == "<callable>"
+    assert "gunicorn.socket" in e and e["__socket_has_fileno"] is True
+    assert e["__input_methods"] == ["__iter__", "read", "readline", "readlines"]
+    assert e["__errors_methods"] == ["flush", "write", "writelines"]
+    assert e["HTTP_X_A"] == "1"
+    assert "HTTP_HOST" in e
+
+
+def test_script_name_mismatch_same_as_gunicorn(pair):
+    _, ours, oracle = pair
+    req = b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n"
+    a = ours.raw(req)
+    assert a == oracle.raw(req)
+    assert a.startswith(b"HTTP/1.1 500 Bad Request\r\n")
