@@ -90,6 +90,11 @@ impl Arbiter {
             Ok(()) => {}
             Err(h) => return Outcome::Exit(self.halt(py, h)),
         }
+        match self.manage_workers(py) {
+            Ok(None) => {}
+            Ok(Some(ctx)) => return Outcome::Worker(ctx),
+            Err(h) => return Outcome::Exit(self.halt(py, h)),
+        }
         loop {
             match self.tick(py) {
                 Ok(None) => {}
@@ -100,6 +105,9 @@ impl Arbiter {
     }
 
     fn start(&mut self, py: Python<'_>) -> Result<(), Halt> {
+        // gunicorn assigns num_workers while setting up: the hook sees old_value None.
+        let n = self.num_workers;
+        self.hook(py, "nworkers_changed", |py, s| (s, n, py.None()));
         observe::info(&format!("Starting rgun {}", crate::VERSION));
         if let Some(path) = self.cfg.str("pidfile") {
             match Pidfile::create(path, self.pid) {
@@ -206,6 +214,10 @@ impl Arbiter {
         let mut wait = Duration::from_secs(1);
         if timeout > 0 {
             for w in self.workers.values() {
+                if let Some(at) = w.aborted {
+                    wait = wait.min(Duration::from_secs(1).saturating_sub(at.elapsed()) + Duration::from_millis(10));
+                    continue;
+                }
                 let left = timeout as f64 - w.heartbeat.silent_for();
                 if left > 0.0 {
                     wait = wait.min(Duration::from_secs_f64(left + 0.01));

@@ -17,8 +17,8 @@ use crate::worker::WorkerContext;
 pub(super) struct WorkerRecord {
     pub age: u64,
     pub heartbeat: Heartbeat,
-    /// Set once SIGABRT was sent for a timeout; the next silent pass sends SIGKILL.
-    pub aborted: bool,
+    /// When SIGABRT was sent for a timeout; a pass at least a second later sends SIGKILL.
+    pub aborted: Option<std::time::Instant>,
 }
 
 /// Sends `sig` to `pid`, ignoring a worker that is already gone.
@@ -83,7 +83,7 @@ impl Arbiter {
                 WorkerRecord {
                     age,
                     heartbeat,
-                    aborted: false,
+                    aborted: None,
                 },
             );
             return Ok(None);
@@ -191,12 +191,15 @@ impl Arbiter {
             if w.heartbeat.silent_for() <= timeout as f64 {
                 continue;
             }
-            if !w.aborted {
-                observe::critical(&format!("WORKER TIMEOUT (pid:{pid})"));
-                w.aborted = true;
-                signal_pid(*pid, Signal::SIGABRT);
-            } else {
-                signal_pid(*pid, Signal::SIGKILL);
+            match w.aborted {
+                None => {
+                    observe::critical(&format!("WORKER TIMEOUT (pid:{pid})"));
+                    w.aborted = Some(std::time::Instant::now());
+                    signal_pid(*pid, Signal::SIGABRT);
+                }
+                // gunicorn's next loop pass comes about a second later.
+                Some(at) if at.elapsed() >= std::time::Duration::from_secs(1) => signal_pid(*pid, Signal::SIGKILL),
+                Some(_) => {}
             }
         }
     }
