@@ -7,7 +7,11 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from support import Server  # noqa: E402
+from support import GUNICORN, RGUN, Server  # noqa: E402
+
+# test_config_cli.py finds the binaries through these (or PATH); point them at the venv's.
+os.environ.setdefault("RGUN", RGUN)
+os.environ.setdefault("GUNICORN", GUNICORN)
 
 
 class _Spawner:
