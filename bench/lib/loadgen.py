@@ -48,22 +48,22 @@ def lua_script(path, port, req):
     return path
 
 
-def _children_cpu():
+def children_cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 
 
 def wrk(port, path="/", conns=64, threads=2, duration=10, headers=(), script=None, cpu=None, timeout_s=None):
     argv = (["taskset", "-c", str(cpu)] if cpu is not None else []) + [
-        "wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+        "wrk", f"-t{threads}", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "5s"]
     for h in headers:
         argv += ["-H", h]
     if script:
         argv += ["-s", script]
     argv.append(f"http://127.0.0.1:{port}{path}")
-    c0 = _children_cpu()
+    c0 = children_cpu()
     rc, out, err = procs.run_bounded(argv, timeout_s or duration + 30)
-    client_cpu = _children_cpu() - c0
+    client_cpu = children_cpu() - c0
     res = {"tool": "wrk", "rc": rc, "client_cpu_pct": client_cpu / duration * 100}
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     res["rps"] = float(m.group(1)) if m else 0.0
@@ -91,10 +91,10 @@ def fixed_rate(port, path, rate, duration, conns=64, cpu=None, tool="auto"):
     """Open-loop load at `rate` req/s; latency from the intended send time."""
     pre = ["taskset", "-c", str(cpu)] if cpu is not None else []
     use_oha = tool == "oha" or (tool == "auto" and have_oha())
-    c0 = _children_cpu()
+    c0 = children_cpu()
     if use_oha:
         argv = pre + ["oha", "--no-tui", "--output-format", "json", "-c", str(conns), "-q", str(int(rate)),
-                      "--latency-correction", "-z", f"{duration}s", f"http://127.0.0.1:{port}{path}"]
+                      "--latency-correction", "-z", f"{max(1, round(duration))}s", f"http://127.0.0.1:{port}{path}"]
         rc, out, err = procs.run_bounded(argv, duration + 30)
         res = {"tool": "oha -q", "rc": rc}
         try:
@@ -105,7 +105,7 @@ def fixed_rate(port, path, rate, duration, conns=64, cpu=None, tool="auto"):
         except Exception as e:  # noqa: BLE001
             res.update(rps=0.0, p50=None, p99=None, errors=-1, stderr=repr(e) + err[-300:])
     else:
-        argv = pre + [FIXED_RATE, str(port), path, str(rate), str(duration), str(conns)]
+        argv = pre + [FIXED_RATE, str(port), path, str(rate), str(max(1, round(duration))), str(conns)]
         rc, out, err = procs.run_bounded(argv, duration + 30)
         res = {"tool": "fixed-rate", "rc": rc}
         try:
@@ -115,5 +115,5 @@ def fixed_rate(port, path, rate, duration, conns=64, cpu=None, tool="auto"):
         except Exception as e:  # noqa: BLE001
             res.update(rps=0.0, p50=None, p99=None, errors=-1, stderr=repr(e) + err[-300:])
     res["target_rate"] = rate
-    res["client_cpu_pct"] = (_children_cpu() - c0) / duration * 100
+    res["client_cpu_pct"] = (children_cpu() - c0) / duration * 100
     return res
