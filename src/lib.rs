@@ -31,11 +31,46 @@ fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
     run::main(py, &argv)
 }
 
+/// Writes a record of the `gunicorn.error` logger (Python `logging` level number) to rgun's
+/// error log.
+#[pyfunction]
+fn _log(levelno: i32, msg: &str) {
+    match levelno {
+        ..=10 => observe::debug(msg),
+        11..=20 => observe::info(msg),
+        21..=30 => observe::warning(msg),
+        31..=40 => observe::error(msg),
+        _ => observe::critical(msg),
+    }
+}
+
+/// Writes a line to rgun's access log.
+#[pyfunction]
+fn _access(line: &str) {
+    observe::access(line);
+}
+
+/// Reopens the log files (USR1, `log.reopen_files()`).
+#[pyfunction]
+fn _reopen_logs() {
+    observe::reopen();
+}
+
+/// `worker.notify()`: stamps this worker's heartbeat.
+#[pyfunction]
+fn _notify() {
+    worker::notify();
+}
+
 /// The `rgun._core` extension module.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", VERSION)?;
     m.add("GUNICORN_VERSION", GUNICORN_VERSION)?;
     m.add_function(wrap_pyfunction!(main, m)?)?;
+    m.add_function(wrap_pyfunction!(_log, m)?)?;
+    m.add_function(wrap_pyfunction!(_access, m)?)?;
+    m.add_function(wrap_pyfunction!(_reopen_logs, m)?)?;
+    m.add_function(wrap_pyfunction!(_notify, m)?)?;
     Ok(())
 }

@@ -48,8 +48,15 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
         None
     };
     let worker_class = cfg.worker_class_str();
+    let objs = match crate::python::hooks::Objects::new(py, &cfg, observe::access_enabled()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{}", python::format_traceback(py, &e).trim_end());
+            return 1;
+        }
+    };
     let cfg = Arc::new(cfg);
-    match Arbiter::new(cfg, app, worker_class).run(py) {
+    match Arbiter::new(cfg, app, worker_class, objs).run(py) {
         Outcome::Exit(code) => code,
         Outcome::Worker(ctx) => crate::worker::run(py, *ctx),
     }

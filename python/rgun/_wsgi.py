@@ -32,7 +32,7 @@ class FileWrapper:
         raise StopIteration
 
 
-class ErrorsWrapper(io.RawIOBase):
+class WSGIErrorsWrapper(io.RawIOBase):
     """``wsgi.errors``: writes go to stderr and/or the error log file, flushed each time."""
 
     def __init__(self, errorlog):

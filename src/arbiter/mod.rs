@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 
 use crate::config::Config;
 use crate::observe;
-use crate::python::{self, signals::WakeupPipe};
+use crate::python::{self, hooks, signals::WakeupPipe};
 use crate::unix::listeners::{self, Listener};
 use crate::unix::pidfile::Pidfile;
 use crate::worker::WorkerContext;
@@ -64,12 +64,20 @@ pub struct Arbiter {
     worker_class: String,
     /// Signals drained from the wakeup pipe and not handled yet.
     queue: Vec<i32>,
+    /// The `server`, `cfg` and `log` objects hooks receive.
+    objs: hooks::Objects,
 }
 
 impl Arbiter {
-    pub fn new(cfg: Arc<Config>, app: Option<Py<PyAny>>, worker_class: String) -> Arbiter {
+    pub fn new(
+        cfg: Arc<Config>,
+        app: Option<Py<PyAny>>,
+        worker_class: String,
+        objs: hooks::Objects,
+    ) -> Arbiter {
         let num_workers = usize::try_from(cfg.int("workers")).unwrap_or(0);
         Arbiter {
+            objs,
             cfg,
             pid: std::process::id(),
             listeners: Vec::new(),
@@ -148,6 +156,21 @@ impl Arbiter {
                     code: 1,
                 }
             })?;
+        let shown_fds: Vec<(i32, String, i32)> = self
+            .listeners
+            .iter()
+            .map(|l| {
+                use std::os::fd::AsRawFd;
+                let family = match l.family {
+                    listeners::Family::Unix => 1,
+                    listeners::Family::Tcp => 2,
+                };
+                (l.socket.as_raw_fd(), l.display(), family)
+            })
+            .collect();
+        if let Err(e) = self.objs.set_listeners(py, &shown_fds) {
+            observe::debug(&format!("cannot mirror listeners: {e}"));
+        }
         observe::debug("Arbiter booted");
         let shown: Vec<String> = self.listeners.iter().map(Listener::display).collect();
         observe::info(&format!("Listening at: {} ({})", shown.join(","), self.pid));
@@ -215,7 +238,10 @@ impl Arbiter {
         if timeout > 0 {
             for w in self.workers.values() {
                 if let Some(at) = w.aborted {
-                    wait = wait.min(Duration::from_secs(1).saturating_sub(at.elapsed()) + Duration::from_millis(10));
+                    wait = wait.min(
+                        Duration::from_secs(1).saturating_sub(at.elapsed())
+                            + Duration::from_millis(10),
+                    );
                     continue;
                 }
                 let left = timeout as f64 - w.heartbeat.silent_for();
@@ -319,6 +345,7 @@ impl Arbiter {
     fn set_num_workers(&mut self, py: Python<'_>, n: usize) {
         let old = self.num_workers;
         self.num_workers = n;
+        hooks::set_attr(py, &self.objs.server, "num_workers", n);
         self.hook(py, "nworkers_changed", |_, s| (s, n, old));
     }
 
@@ -400,8 +427,8 @@ impl Arbiter {
         if self.cfg.object(name).is_none() {
             return;
         }
-        let server = crate::python::hooks::server_object(py, &self.cfg, self.pid, self.num_workers);
-        if let Err(e) = crate::python::hooks::call(py, &self.cfg, name, args(py, server)) {
+        let server = self.objs.server.clone_ref(py);
+        if let Err(e) = hooks::call(py, &self.cfg, name, args(py, server)) {
             observe::exception(
                 &format!("Exception in {name} hook"),
                 &python::format_traceback(py, &e),

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use super::{Arbiter, Halt};
 use crate::observe;
-use crate::python;
+use crate::python::{self, hooks};
 use crate::unix::heartbeat::Heartbeat;
 use crate::worker::WorkerContext;
 
@@ -17,6 +17,8 @@ use crate::worker::WorkerContext;
 pub(super) struct WorkerRecord {
     pub age: u64,
     pub heartbeat: Heartbeat,
+    /// The `worker` object hooks receive.
+    pub obj: Py<PyAny>,
     /// When SIGABRT was sent for a timeout; a pass at least a second later sends SIGKILL.
     pub aborted: Option<std::time::Instant>,
 }
@@ -68,10 +70,13 @@ impl Arbiter {
             }
         })?;
         let max_requests = self.draw_max_requests();
-        if self.cfg.object("pre_fork").is_some() {
-            let worker = python::hooks::worker_object(py, &self.cfg, age, None, self.pid);
-            self.hook(py, "pre_fork", |_, s| (s, worker));
-        }
+        let worker = self
+            .objs
+            .new_worker(py, age, self.pid, self.cfg.int("timeout"), max_requests)
+            .map_err(|e| self.fatal(py, &e))?;
+        hooks::set_attr(py, &self.objs.server, "worker_age", age);
+        let w = worker.clone_ref(py);
+        self.hook(py, "pre_fork", |_, s| (s, w));
         python::flush_std_streams(py);
         let pid = match python::fork(py) {
             Ok(pid) => pid,
@@ -83,11 +88,17 @@ impl Arbiter {
                 WorkerRecord {
                     age,
                     heartbeat,
+                    obj: worker.clone_ref(py),
                     aborted: None,
                 },
             );
+            hooks::set_attr(py, &worker, "pid", pid);
+            if let Ok(table) = self.objs.server.bind(py).getattr("WORKERS") {
+                let _ = table.set_item(pid, &worker);
+            }
             return Ok(None);
         }
+        hooks::set_attr(py, &worker, "pid", std::process::id());
         // The child: drop the siblings' heartbeat files and the master's listeners' ownership.
         self.workers.clear();
         let listeners = std::mem::take(&mut self.listeners);
@@ -100,6 +111,8 @@ impl Arbiter {
             app: self.app.as_ref().map(|a| a.clone_ref(py)),
             max_requests,
             worker_class: self.worker_class.clone(),
+            server_obj: self.objs.server.clone_ref(py),
+            worker_obj: worker,
         })))
     }
 
@@ -142,7 +155,13 @@ impl Arbiter {
                 }
                 _ => continue,
             };
-            let Some(record) = self.workers.remove(&pid) else {
+            let removed = self.workers.remove(&pid);
+            if removed.is_some()
+                && let Ok(table) = self.objs.server.bind(py).getattr("WORKERS")
+            {
+                let _ = table.del_item(pid);
+            }
+            let Some(record) = removed else {
                 observe::debug(&format!(
                     "Reaped unknown child process (pid:{pid}, status:{status:?})"
                 ));
@@ -167,11 +186,8 @@ impl Arbiter {
                 _ => {}
             }
             drop(record.heartbeat);
-            if self.cfg.object("child_exit").is_some() {
-                let worker =
-                    python::hooks::worker_object(py, &self.cfg, record.age, Some(pid), self.pid);
-                self.hook(py, "child_exit", |_, s| (s, worker));
-            }
+            let worker = record.obj;
+            self.hook(py, "child_exit", |_, s| (s, worker));
         }
     }
 
@@ -198,7 +214,9 @@ impl Arbiter {
                     signal_pid(*pid, Signal::SIGABRT);
                 }
                 // gunicorn's next loop pass comes about a second later.
-                Some(at) if at.elapsed() >= std::time::Duration::from_secs(1) => signal_pid(*pid, Signal::SIGKILL),
+                Some(at) if at.elapsed() >= std::time::Duration::from_secs(1) => {
+                    signal_pid(*pid, Signal::SIGKILL)
+                }
                 Some(_) => {}
             }
         }

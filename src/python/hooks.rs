@@ -1,14 +1,12 @@
-//! Server hooks (`on_starting`, `post_fork`, `pre_request`, ...): calling the user's callables
-//! from the config, and the `log` object hooks and apps use (`server.log.info(...)`).
+//! Server hooks (`on_starting`, `post_fork`, `pre_request`, ...) and the Python objects they
+//! receive: `server`, `worker`, `cfg`, `log` (`python/rgun/_objects.py`), kept current here.
 
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::PyDict;
 
-use crate::config::Config;
-use crate::observe;
+use crate::config::{Config, Value};
 
-/// Calls hook `name` with `args` if the config sets it. An exception is logged (as gunicorn's
-/// callers do for the hooks whose errors it catches) and returned.
+/// Calls hook `name` with `args` if the config sets it.
 pub fn call<'py>(
     py: Python<'py>,
     cfg: &Config,
@@ -22,108 +20,8 @@ pub fn call<'py>(
     Ok(())
 }
 
-/// The `log` object handed to hooks: gunicorn's Logger methods, `%`-formatting like `logging`.
-#[pyclass(module = "rgun", name = "Logger", frozen)]
-pub struct Log;
-
-fn format_msg(py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> String {
-    let text = msg.str().map(|s| s.to_string()).unwrap_or_default();
-    if args.is_empty() {
-        return text;
-    }
-    let fmt_args: Bound<'_, PyAny> = if args.len() == 1 {
-        args.get_item(0)
-            .unwrap_or_else(|_| py.None().into_bound(py))
-    } else {
-        args.clone().into_any()
-    };
-    pyo3::types::PyString::new(py, &text)
-        .call_method1("__mod__", (fmt_args,))
-        .and_then(|s| s.extract::<String>())
-        .unwrap_or(text)
-}
-
-#[pymethods]
-impl Log {
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn debug(
-        &self,
-        py: Python<'_>,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
-    ) {
-        observe::debug(&format_msg(py, msg, args));
-    }
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn info(
-        &self,
-        py: Python<'_>,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
-    ) {
-        observe::info(&format_msg(py, msg, args));
-    }
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn warning(
-        &self,
-        py: Python<'_>,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
-    ) {
-        observe::warning(&format_msg(py, msg, args));
-    }
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn error(
-        &self,
-        py: Python<'_>,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
-    ) {
-        observe::error(&format_msg(py, msg, args));
-    }
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn critical(
-        &self,
-        py: Python<'_>,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
-    ) {
-        observe::critical(&format_msg(py, msg, args));
-    }
-    /// `log.exception(msg)`: an error line plus the traceback of the exception being handled.
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn exception(
-        &self,
-        py: Python<'_>,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
-    ) {
-        let tb = py
-            .import("traceback")
-            .and_then(|t| t.call_method0("format_exc"))
-            .and_then(|s| s.extract::<String>())
-            .unwrap_or_default();
-        let tb = if tb.trim() == "NoneType: None" {
-            String::new()
-        } else {
-            tb
-        };
-        observe::exception(&format_msg(py, msg, args), &tb);
-    }
-    fn reopen_files(&self) {
-        observe::reopen();
-    }
-}
-
 /// A setting value as the Python object gunicorn's `cfg` would return.
-pub fn value_to_py(py: Python<'_>, v: &crate::config::Value) -> Py<PyAny> {
-    use crate::config::Value;
+pub fn value_to_py(py: Python<'_>, v: &Value) -> Py<PyAny> {
     let obj: PyResult<Bound<'_, PyAny>> = match v {
         Value::None => Ok(py.None().into_bound(py)),
         Value::Bool(b) => Ok(pyo3::types::PyBool::new(py, *b).to_owned().into_any()),
@@ -134,7 +32,7 @@ pub fn value_to_py(py: Python<'_>, v: &crate::config::Value) -> Py<PyAny> {
         Value::Str(s) => Ok(pyo3::types::PyString::new(py, s).into_any()),
         Value::List(l) => pyo3::types::PyList::new(py, l).map(|o| o.into_any()),
         Value::Dict(d) => {
-            let dict = pyo3::types::PyDict::new(py);
+            let dict = PyDict::new(py);
             for (k, v) in d {
                 let _ = dict.set_item(k, v);
             }
@@ -145,97 +43,87 @@ pub fn value_to_py(py: Python<'_>, v: &crate::config::Value) -> Py<PyAny> {
     obj.map(Bound::unbind).unwrap_or_else(|_| py.None())
 }
 
-/// The `cfg` object hooks receive: every setting readable as an attribute.
-pub fn cfg_object(py: Python<'_>, cfg: &Config) -> Py<PyAny> {
-    let make = || -> PyResult<Py<PyAny>> {
-        let kwargs = pyo3::types::PyDict::new(py);
+/// The long-lived hook objects of a process tree: created in the master, inherited by workers.
+pub struct Objects {
+    module: Py<PyModule>,
+    pub cfg: Py<PyAny>,
+    pub log: Py<PyAny>,
+    pub server: Py<PyAny>,
+}
+
+impl Objects {
+    /// Builds `cfg`, `log` (with the `gunicorn.error`/`gunicorn.access` loggers) and `server`.
+    pub fn new(py: Python<'_>, cfg: &Config, access_enabled: bool) -> PyResult<Objects> {
+        let module = py.import("rgun._objects")?;
+        let values = PyDict::new(py);
         for (name, value) in cfg.iter() {
-            kwargs.set_item(name, value_to_py(py, value))?;
+            values.set_item(name, value_to_py(py, value))?;
         }
-        let ns = py
-            .import("types")?
-            .getattr("SimpleNamespace")?
-            .call((), Some(&kwargs))?;
-        Ok(ns.unbind())
-    };
-    make().unwrap_or_else(|_| py.None())
-}
+        let cfg_obj = module.getattr("Config")?.call1((values,))?;
+        module.call_method1("setup_logging", (cfg.str("loglevel"), access_enabled))?;
+        let log = module.getattr("Logger")?.call1((&cfg_obj,))?;
+        let worker_class = module.getattr(if cfg.is_gthread() {
+            "ThreadWorker"
+        } else {
+            "SyncWorker"
+        })?;
+        let server = module
+            .getattr("Arbiter")?
+            .call1((&cfg_obj, &log, py.None(), worker_class))?;
+        Ok(Objects {
+            module: module.unbind(),
+            cfg: cfg_obj.unbind(),
+            log: log.unbind(),
+            server: server.unbind(),
+        })
+    }
 
-fn namespace(py: Python<'_>, items: &[(&str, Py<PyAny>)]) -> Py<PyAny> {
-    let make = || -> PyResult<Py<PyAny>> {
-        let kwargs = pyo3::types::PyDict::new(py);
-        for (k, v) in items {
-            kwargs.set_item(*k, v)?;
+    /// A new `worker` object (pid `"[booting]"` until the fork).
+    pub fn new_worker(
+        &self,
+        py: Python<'_>,
+        age: u64,
+        ppid: u32,
+        timeout: i64,
+        max_requests: u64,
+    ) -> PyResult<Py<PyAny>> {
+        let server = self.server.bind(py);
+        let class = server.getattr("worker_class")?;
+        let max = if max_requests == u64::MAX {
+            i64::MAX
+        } else {
+            max_requests as i64
+        };
+        let w = class.call1((
+            age,
+            ppid,
+            server.getattr("LISTENERS")?,
+            server.getattr("app")?,
+            timeout as f64 / 2.0,
+            &self.cfg,
+            &self.log,
+            max,
+        ))?;
+        Ok(w.unbind())
+    }
+
+    /// Mirrors the listeners into `server.LISTENERS`.
+    pub fn set_listeners(&self, py: Python<'_>, listeners: &[(i32, String, i32)]) -> PyResult<()> {
+        let class = self.module.bind(py).getattr("Listener")?;
+        let list = pyo3::types::PyList::empty(py);
+        for (fd, name, family) in listeners {
+            list.append(class.call1((fd, name, family))?)?;
         }
-        Ok(py
-            .import("types")?
-            .getattr("SimpleNamespace")?
-            .call((), Some(&kwargs))?
-            .unbind())
-    };
-    make().unwrap_or_else(|_| py.None())
+        self.server.bind(py).setattr("LISTENERS", list)
+    }
+
+    /// The class used for `req` objects.
+    pub fn class(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+        Ok(self.module.bind(py).getattr(name)?.unbind())
+    }
 }
 
-fn log_object(py: Python<'_>) -> Py<PyAny> {
-    Py::new(py, Log)
-        .map(|l| l.into_any())
-        .unwrap_or_else(|_| py.None())
-}
-
-/// The `server` object (gunicorn's Arbiter) handed to master hooks.
-pub fn server_object(py: Python<'_>, cfg: &Config, pid: u32, num_workers: usize) -> Py<PyAny> {
-    let int = |v: u64| {
-        v.into_pyobject(py)
-            .map(|o| o.into_any().unbind())
-            .unwrap_or_else(|_| py.None())
-    };
-    namespace(
-        py,
-        &[
-            ("pid", int(u64::from(pid))),
-            ("num_workers", int(num_workers as u64)),
-            ("timeout", value_to_py(py, cfg.get("timeout"))),
-            ("cfg", cfg_object(py, cfg)),
-            ("log", log_object(py)),
-        ],
-    )
-}
-
-/// The `worker` object handed to worker hooks. `pid` is `None` before the fork (`"[booting]"`).
-pub fn worker_object(
-    py: Python<'_>,
-    cfg: &Config,
-    age: u64,
-    pid: Option<i32>,
-    ppid: u32,
-) -> Py<PyAny> {
-    let int = |v: i64| {
-        v.into_pyobject(py)
-            .map(|o| o.into_any().unbind())
-            .unwrap_or_else(|_| py.None())
-    };
-    let pid_obj = match pid {
-        Some(p) => int(i64::from(p)),
-        None => pyo3::types::PyString::new(py, "[booting]")
-            .into_any()
-            .unbind(),
-    };
-    namespace(
-        py,
-        &[
-            ("age", int(age as i64)),
-            ("pid", pid_obj),
-            ("ppid", int(i64::from(ppid))),
-            (
-                "alive",
-                pyo3::types::PyBool::new(py, true)
-                    .to_owned()
-                    .into_any()
-                    .unbind(),
-            ),
-            ("timeout", int(cfg.int("timeout") / 2)),
-            ("cfg", cfg_object(py, cfg)),
-            ("log", log_object(py)),
-        ],
-    )
+/// Sets `obj.name = value`, ignoring failures (hook objects are informational).
+pub fn set_attr<'py>(py: Python<'py>, obj: &Py<PyAny>, name: &str, value: impl IntoPyObject<'py>) {
+    let _ = obj.bind(py).setattr(name, value);
 }

@@ -20,7 +20,9 @@ pub fn fork(py: Python<'_>) -> PyResult<i32> {
 /// `traceback.format_exception(err)` joined: what gunicorn's `log.exception` appends.
 pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
     let tb = || -> PyResult<String> {
-        let tb = err.traceback(py).map_or_else(|| py.None().into_bound(py), |t| t.into_any());
+        let tb = err
+            .traceback(py)
+            .map_or_else(|| py.None().into_bound(py), |t| t.into_any());
         let lines = py
             .import("traceback")?
             .call_method1("format_exception", (err.get_type(py), err.value(py), tb))?;

@@ -31,6 +31,18 @@ pub struct WorkerContext {
     pub app: Option<Py<PyAny>>,
     pub max_requests: u64,
     pub worker_class: String,
+    /// The hook objects, inherited from the master through the fork.
+    pub server_obj: Py<PyAny>,
+    pub worker_obj: Py<PyAny>,
+}
+
+static HEARTBEAT: std::sync::OnceLock<Arc<Heartbeat>> = std::sync::OnceLock::new();
+
+/// `worker.notify()` from Python: stamps the heartbeat (a no-op in the master).
+pub fn notify() {
+    if let Some(hb) = HEARTBEAT.get() {
+        hb.notify();
+    }
 }
 
 /// gunicorn's exit codes for a worker that could not boot / could not load the app.
@@ -46,13 +58,8 @@ pub fn run(py: Python<'_>, ctx: WorkerContext) -> i32 {
         return 0;
     }
     observe::info(&format!("Booting worker with pid: {pid}"));
-    let worker_obj = hooks::worker_object(py, &ctx.cfg, ctx.age, Some(pid as i32), ctx.ppid);
-    let server_obj = hooks::server_object(
-        py,
-        &ctx.cfg,
-        ctx.ppid,
-        usize::try_from(ctx.cfg.int("workers")).unwrap_or(0),
-    );
+    let worker_obj = ctx.worker_obj.clone_ref(py);
+    let server_obj = ctx.server_obj.clone_ref(py);
     let cfg = ctx.cfg.clone();
     let code = match hooks::call(
         py,
@@ -113,22 +120,30 @@ fn boot(py: Python<'_>, ctx: WorkerContext, worker_obj: &Py<PyAny>) -> i32 {
             Err(AppLoadError::Other(e)) => return boot_error(py, &e),
         },
     };
+    hooks::set_attr(py, worker_obj, "wsgi", app.clone_ref(py));
     if let Err(e) = hooks::call(py, &cfg, "post_worker_init", (worker_obj.clone_ref(py),)) {
         return boot_error(py, &e);
     }
-    serve::serve(
+    hooks::set_attr(py, worker_obj, "booted", true);
+    let code = serve::serve(
         py,
         serve::Setup {
             cfg,
             app,
             listeners: ctx.listeners,
-            heartbeat: ctx.heartbeat,
+            heartbeat: {
+                let hb = Arc::new(ctx.heartbeat);
+                let _ = HEARTBEAT.set(hb.clone());
+                hb
+            },
             wakeup: pipe,
             max_requests: ctx.max_requests,
             ppid: ctx.ppid,
             worker_obj: worker_obj.clone_ref(py),
         },
-    )
+    );
+    hooks::set_attr(py, worker_obj, "alive", false);
+    code
 }
 
 fn boot_error(py: Python<'_>, e: &PyErr) -> i32 {

@@ -32,7 +32,7 @@ pub struct Setup {
     pub cfg: Arc<Config>,
     pub app: Py<PyAny>,
     pub listeners: Vec<Listener>,
-    pub heartbeat: Heartbeat,
+    pub heartbeat: Arc<Heartbeat>,
     pub wakeup: WakeupPipe,
     pub max_requests: u64,
     pub ppid: u32,
@@ -85,7 +85,10 @@ fn parser_config(cfg: &Config) -> ParserConfig {
     }
     p.forwarder_headers = cfg.list("forwarder_headers").to_vec();
     p.secure_scheme_headers = cfg.dict("secure_scheme_headers").to_vec();
-    if let Some(mode) = cfg.str("proxy_protocol").and_then(rgun_h1::ProxyMode::from_setting) {
+    if let Some(mode) = cfg
+        .str("proxy_protocol")
+        .and_then(rgun_h1::ProxyMode::from_setting)
+    {
         p.proxy_protocol = mode;
     }
     p
@@ -121,7 +124,7 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
     let timeout = cfg.int("timeout");
     // The wakeup pipe lives as long as the process.
     let wakeup: &'static WakeupPipe = Box::leak(Box::new(setup.wakeup));
-    let heartbeat = Arc::new(setup.heartbeat);
+    let heartbeat = setup.heartbeat;
     let srv = Arc::new(Server {
         st: statics,
         threads,
@@ -347,6 +350,7 @@ async fn serve_conn(srv: Arc<Server>, mut conn: Conn) {
             return;
         }
         let nr = srv.nr.fetch_add(1, Ordering::Relaxed) + 1;
+        srv.st.nr_hint.store(nr, Ordering::Relaxed);
         if nr >= srv.max_requests && signals::alive() {
             observe::info("Autorestarting worker after current request.");
             signals::stop(false);
@@ -396,7 +400,7 @@ fn peer_of(srv: &Server, conn: &Conn) -> Peer {
     let ip = conn.peer.map(|p| p.ip());
     Peer {
         trusted: srv.forwarded.allows(ip),
-        proxy_allowed: false,
+        proxy_allowed: srv.proxy_allow.allows(ip),
         is_tls: false,
         ip: ip.map(|i| i.to_string()),
     }

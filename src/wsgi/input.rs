@@ -105,21 +105,35 @@ impl BodyState {
         memchr::memchr(b'\n', &self.out[self.pos + from..]).map(|i| i + from)
     }
 
-    /// Reads and discards the rest of the body (before reusing the connection).
-    pub fn drain(&mut self, conn: &mut Conn, waiter: &Waiter, limit: usize) -> bool {
+    /// Reads and discards the rest of the body (before reusing the connection), up to `limit`
+    /// bytes. `Ok(true)`: the body is fully consumed; `Ok(false)`: too much was left or the
+    /// socket failed; `Err`: the rest of the body is malformed.
+    pub fn drain(
+        &mut self,
+        conn: &mut Conn,
+        waiter: &Waiter,
+        limit: usize,
+    ) -> Result<bool, ParseError> {
         let mut seen = 0usize;
         loop {
+            seen += self.available();
             self.pos = self.out.len();
             if self.decoder.as_ref().is_none_or(BodyDecoder::is_done) {
-                return self.error.is_none();
+                return Ok(self.error.is_none());
             }
             if seen > limit {
-                return false;
+                return Ok(false);
             }
-            let before = self.out.len();
-            match self.fill(conn, waiter, self.available() + 64 * 1024) {
-                Ok(()) => seen += self.out.len().saturating_sub(before).max(1),
-                Err(_) => return false,
+            match self.fill(conn, waiter, self.available() + 1) {
+                Ok(()) => {
+                    if self.available() == 0
+                        && !self.decoder.as_ref().is_none_or(BodyDecoder::is_done)
+                    {
+                        return Ok(false);
+                    }
+                }
+                Err(BodyStop::Parse(e)) => return Err(e),
+                Err(BodyStop::Io(_)) => return Ok(false),
             }
         }
     }

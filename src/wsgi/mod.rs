@@ -42,6 +42,10 @@ pub struct Statics {
     pub force_close: bool,
     pub cfg: Arc<Config>,
     pub worker_obj: Py<PyAny>,
+    request_class: Py<PyAny>,
+    response_class: Py<PyAny>,
+    /// Requests handled by this worker (`worker.nr`), counted by the serving loop.
+    pub nr_hint: std::sync::atomic::AtomicU64,
 }
 
 impl Statics {
@@ -58,7 +62,7 @@ impl Statics {
         base.set_item(
             "wsgi.errors",
             helpers
-                .getattr("ErrorsWrapper")?
+                .getattr("WSGIErrorsWrapper")?
                 .call1((cfg.str("errorlog"),))?,
         )?;
         base.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
@@ -90,6 +94,9 @@ impl Statics {
             force_close: !cfg.is_gthread(),
             cfg,
             worker_obj,
+            request_class: py.import("rgun._objects")?.getattr("Request")?.unbind(),
+            response_class: py.import("rgun._objects")?.getattr("Response")?.unbind(),
+            nr_hint: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }
@@ -113,27 +120,48 @@ pub fn handle(
     waiter: Waiter,
     force_close: bool,
 ) -> After {
-    let req_obj = request_object(py, &head, &conn);
-    if head.expect_continue
-        && let Err(e) = conn.write_all_blocking(&[b"HTTP/1.1 100 Continue\r\n\r\n"], &waiter)
-    {
-        return socket_error(py, e);
-    }
+    let hooked = st.cfg.object("pre_request").is_some() || st.cfg.object("post_request").is_some();
+    let nr = st.nr_hint.load(std::sync::atomic::Ordering::Relaxed);
+    let req_obj = if hooked {
+        // gunicorn counts the request after pre_request has run.
+        crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr.saturating_sub(1));
+        request_object(py, st, &head, &conn)
+    } else {
+        py.None()
+    };
     match st.cfg.object("pre_request") {
         Some(hook) => {
-            if let Err(e) = hook
+            let called = hook
                 .bind(py)
-                .call1((st.worker_obj.clone_ref(py), req_obj.clone_ref(py)))
-            {
-                observe::exception("Error handling request", &python::format_traceback(py, &e));
-                return After::Close(conn);
+                .call1((st.worker_obj.clone_ref(py), req_obj.clone_ref(py)));
+            crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr);
+            if let Err(e) = called {
+                let after = app_error(py, st, conn, &head, None, &e, Instant::now());
+                if let Some(hook) = st.cfg.object("post_request") {
+                    let empty = PyDict::new(py);
+                    if let Err(e) = call_post_request(py, hook, st, &req_obj, &empty, py.None()) {
+                        observe::exception(
+                            "Exception in post_request hook",
+                            &python::format_traceback(py, &e),
+                        );
+                    }
+                }
+                return after;
             }
         }
         None => {
+            if hooked {
+                crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr);
+            }
             if observe::enabled(observe::Level::Debug) {
                 observe::debug(&format!("{} {}", head.method, head.path));
             }
         }
+    }
+    if head.expect_continue
+        && let Err(e) = conn.write_all_blocking(&[b"HTTP/1.1 100 Continue\r\n\r\n"], &waiter)
+    {
+        return socket_error(py, e);
     }
     let start = Instant::now();
     let environ = match st.base_environ.bind(py).copy() {
@@ -173,6 +201,10 @@ pub fn handle(
             "wsgi.input",
             Bound::new(py, Input { ex: ex.clone() })?.into_any(),
         )?;
+        set(
+            "wsgi.early_hints",
+            Bound::new(py, start_response::EarlyHints { ex: ex.clone() })?.into_any(),
+        )?;
         let fd = {
             let g = lock(&ex);
             g.conn
@@ -193,7 +225,7 @@ pub fn handle(
     };
     let result = finish(py, st, &ex, &environ, &head, returned, outcome, start);
     if let Some(hook) = st.cfg.object("post_request") {
-        let resp_obj = response_object(py, &lock(&ex).resp);
+        let resp_obj = response_object(py, st, &lock(&ex).resp);
         if let Err(e) = call_post_request(py, hook, st, &req_obj, &environ, resp_obj) {
             observe::exception(
                 "Exception in post_request hook",
@@ -374,9 +406,8 @@ fn send_file(
     }
     conn.write_all_blocking(&[&head], waiter)
         .map_err(io_stop_to_py)?;
-    let sent = crate::worker::sendfile::send(conn, fileno, offset, nbytes, waiter)
-        .map_err(io_stop_to_py)?;
-    resp.sent += sent;
+    // gunicorn does not count sendfile bytes in `resp.sent` (its access log shows 0).
+    crate::worker::sendfile::send(conn, fileno, offset, nbytes, waiter).map_err(io_stop_to_py)?;
     if resp.chunked {
         conn.write_all_blocking(&[b"\r\n"], waiter)
             .map_err(io_stop_to_py)?;
@@ -427,10 +458,19 @@ fn finish(
                 return After::Close(c);
             }
             // Drain what the app left of the body so the next request starts at its head.
-            if body.drain(&mut c, waiter, 64 * 1024) {
-                After::KeepAlive(c)
-            } else {
-                After::Close(c)
+            match body.drain(&mut c, waiter, 64 * 1024) {
+                Ok(true) => After::KeepAlive(c),
+                Ok(false) => After::Close(c),
+                // gunicorn finds a malformed rest of the body while parsing the next request,
+                // and answers it with the parser's error page.
+                Err(pe) => {
+                    let w = Waiter {
+                        wakeup: None,
+                        deadline: Some(Instant::now() + std::time::Duration::from_secs(5)),
+                    };
+                    drop(g);
+                    client_error(py, st, c, head, &pe, start, &w)
+                }
             }
         }
         Err(e) => {
@@ -619,8 +659,8 @@ fn log_ignored(errno: i32) {
     }
 }
 
-/// The `req` object hooks receive (gunicorn's `Request`).
-fn request_object(py: Python<'_>, head: &RequestHead, conn: &Conn) -> Py<PyAny> {
+/// The `req` object hooks receive (gunicorn's `Request`), built only when a hook needs it.
+fn request_object(py: Python<'_>, st: &Statics, head: &RequestHead, conn: &Conn) -> Py<PyAny> {
     let make = || -> PyResult<Py<PyAny>> {
         let kw = PyDict::new(py);
         kw.set_item("method", &head.method)?;
@@ -635,21 +675,37 @@ fn request_object(py: Python<'_>, head: &RequestHead, conn: &Conn) -> Py<PyAny> 
         kw.set_item("headers", head.headers.clone())?;
         kw.set_item("scheme", head.scheme)?;
         kw.set_item("req_number", conn.requests)?;
+        let addr = conn.peer.map(|p| (p.ip().to_string(), p.port()));
+        match &addr {
+            Some(a) => {
+                kw.set_item("peer_addr", a.clone())?;
+                kw.set_item("remote_addr", a.clone())?;
+            }
+            None => {
+                kw.set_item("peer_addr", "")?;
+                kw.set_item("remote_addr", "")?;
+            }
+        }
         kw.set_item(
-            "remote_addr",
-            conn.peer.map(|p| (p.ip().to_string(), p.port())),
+            "proxy_protocol_info",
+            head.proxy.as_ref().map(|p| {
+                let d = PyDict::new(py);
+                let _ = d.set_item("proxy_protocol", p.proxy_protocol);
+                let _ = d.set_item("client_addr", p.client_addr.clone());
+                let _ = d.set_item("client_port", p.client_port);
+                let _ = d.set_item("proxy_addr", p.proxy_addr.clone());
+                let _ = d.set_item("proxy_port", p.proxy_port);
+                d
+            }),
         )?;
-        Ok(py
-            .import("types")?
-            .getattr("SimpleNamespace")?
-            .call((), Some(&kw))?
-            .unbind())
+        kw.set_item("_should_close", head.should_close())?;
+        Ok(st.request_class.bind(py).call((), Some(&kw))?.unbind())
     };
     make().unwrap_or_else(|_| py.None())
 }
 
 /// The `resp` object `post_request` receives (gunicorn's `Response`).
-fn response_object(py: Python<'_>, r: &ResponseState) -> Py<PyAny> {
+fn response_object(py: Python<'_>, st: &Statics, r: &ResponseState) -> Py<PyAny> {
     let make = || -> PyResult<Py<PyAny>> {
         let kw = PyDict::new(py);
         kw.set_item("status", r.status.clone())?;
@@ -661,12 +717,8 @@ fn response_object(py: Python<'_>, r: &ResponseState) -> Py<PyAny> {
         kw.set_item("chunked", r.chunked)?;
         kw.set_item("must_close", r.must_close)?;
         kw.set_item("upgrade", r.upgrade)?;
-        kw.set_item("version", "rgun")?;
-        Ok(py
-            .import("types")?
-            .getattr("SimpleNamespace")?
-            .call((), Some(&kw))?
-            .unbind())
+        kw.set_item("version", "gunicorn")?;
+        Ok(st.response_class.bind(py).call((), Some(&kw))?.unbind())
     };
     make().unwrap_or_else(|_| py.None())
 }

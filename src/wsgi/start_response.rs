@@ -147,3 +147,55 @@ impl Write {
             .map_err(io_stop_to_py)
     }
 }
+
+/// `environ['wsgi.early_hints'](headers)`: a `103 Early Hints` response, before the final one.
+#[pyclass(module = "rgun", name = "EarlyHints")]
+pub struct EarlyHints {
+    pub ex: Arc<Mutex<Exchange>>,
+}
+
+fn latin1_str(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    match obj.cast::<PyBytes>() {
+        Ok(b) => Ok(b.as_bytes().iter().map(|c| *c as char).collect()),
+        Err(_) => obj.extract(),
+    }
+}
+
+#[pymethods]
+impl EarlyHints {
+    fn __call__(&self, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+        let guard = lock(&self.ex)?;
+        if guard.resp.headers_sent || guard.resp.version < (1, 1) {
+            return Ok(());
+        }
+        let mut out = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
+        for item in headers.try_iter()? {
+            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            let name = latin1_str(&name)?;
+            let value = latin1_str(&value)?;
+            let quoted = pyo3::types::PyString::new(headers.py(), &name)
+                .repr()?
+                .to_string();
+            if !super::response::is_token(&name) {
+                return Err(InvalidResponseHeaderName::new_err(quoted));
+            }
+            if !value
+                .chars()
+                .all(|c| matches!(c as u32, 0x20 | 0x09 | 0x21..=0x7e | 0x80..=0xff))
+            {
+                return Err(InvalidResponseHeader::new_err(quoted));
+            }
+            super::response::latin1(&name, &mut out);
+            out.extend_from_slice(b": ");
+            super::response::latin1(value.trim_matches([' ', '\t']), &mut out);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        let Exchange { conn, waiter, .. } = &*guard;
+        if let Some(conn) = conn.as_ref() {
+            conn.write_all_blocking(&[&out], waiter)
+                .map_err(io_stop_to_py)?;
+        }
+        Ok(())
+    }
+}
