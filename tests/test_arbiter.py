@@ -164,3 +164,43 @@ def test_ttin_ttou(spawn):
     # the oldest worker is the one stopped
     srv.wait_log(rf"\[INFO\] Worker exiting \(pid: {first}\)")
     assert wait_until(lambda: srv.live_worker_pids() == srv.worker_pids()[1:], 5, what="one worker left")
+
+
+def test_hup_reloads_workers(spawn):
+    srv = spawn(["-w", "2", "wsgiapps:app"], workers=2)
+    old = srv.worker_pids()
+    os.kill(srv.master_pid, signal.SIGHUP)
+    srv.wait_log(r"\[INFO\] Handling signal: hup")
+    srv.wait_log(r"\[INFO\] Hang up: Master")
+    srv.wait_log(BOOT_RE.pattern, count=4, timeout=10)
+    new = srv.worker_pids()[2:]
+    for p in old:
+        srv.wait_log(rf"\[INFO\] Worker exiting \(pid: {p}\)", timeout=10)
+    wait_until(lambda: sorted(srv.live_worker_pids()) == sorted(new), 10, what="only the new workers alive")
+    for _ in range(6):
+        r = srv.request("GET", "/pid")
+        assert r.status == 200 and int(r.body) in new
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT], ids=["int", "quit"])
+def test_quick_shutdown(spawn, tmp_path, sig):
+    srv = spawn(["-w", "1", "wsgiapps:app"])
+    mark = tmp_path / "m.txt"
+    with ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(srv.raw, f"GET /slow?s=5&mark={mark} HTTP/1.1\r\nHost: a\r\n\r\n".encode(), 15)
+        wait_until(lambda: _count_lines(mark) >= 1, 10, what="request in flight")
+        t0 = time.monotonic()
+        os.kill(srv.master_pid, sig)
+        rc = srv.wait_exit(10)
+        elapsed = time.monotonic() - t0
+        try:
+            data = fut.result(15)
+        except OSError:
+            data = b""
+    assert rc == 0
+    assert elapsed < 2.0, f"quick shutdown took {elapsed:.2f}s"
+    # The sync worker's sys.exit(0) happens inside the app call and is caught like an app error: 500 page.
+    assert data.startswith(b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n"), data[:200]
+    log = srv.log()
+    assert f"[INFO] Handling signal: {sig.name[3:].lower()}" in log
+    assert log.rstrip("\n").splitlines()[-1].endswith("[INFO] Shutting down: Master")

@@ -90,3 +90,29 @@ def test_app_module_forms(spawn, module, body):
     r = srv.request("GET", "/")
     assert r.status == 200
     assert r.body == body
+
+
+@pytest.mark.parametrize(
+    "args,rc,message",
+    [
+        (["hello:not_callable"], 4, "Application object must be callable."),
+        (["hello:returns_none()"], 4, "Failed to find application object: 'returns_none()'"),
+        (["hello:create(1, 2, 3)"], 4, "create() takes from 0 to 2 positional arguments but 3 were given"),
+        (["--preload", "no_such_module_xyz:app"], 1, "No module named 'no_such_module_xyz'"),
+        (["--preload", "hello:nope"], 1, "Failed to find attribute 'nope' in 'hello'."),
+    ],
+    ids=["not-callable", "factory-none", "factory-args", "preload-missing-module", "preload-missing-attr"],
+)
+def test_app_load_failures_like_gunicorn(spawn, args, rc, message):
+    from support import GUNICORN
+
+    results = []
+    for exe in (None, GUNICORN):
+        srv = spawn(args, exe=exe, start=False)
+        srv.start(wait=False)
+        code = srv.wait_exit(30)
+        results.append(code)
+        assert message in srv.stderr(), (exe, srv.stderr())
+        if rc == 4:
+            assert "Reason: App failed to load." in srv.stderr()
+    assert results == [rc, rc]

@@ -140,3 +140,37 @@ def test_flask_same_as_gunicorn(flask_pair, method, path, body):
     ours, oracle = flask_pair
     a, _ = _compare(ours, oracle, method, path, [("User-Agent", "t")], body)
     _server_header_ok(a)
+
+
+def _expect_exchange(srv):
+    s = srv.connect()
+    try:
+        s.sendall(b"POST /expect HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        first = b""
+        while b"\r\n\r\n" not in first:  # bounded by the socket timeout
+            b = s.recv(4096)
+            if not b:
+                break
+            first += b
+        s.sendall(b"hello")
+        from support import recv_all
+        return first, recv_all(s)
+    finally:
+        s.close()
+
+
+def test_expect_100_continue_same_as_gunicorn(pair):
+    ours, oracle, _ = pair
+    a_first, a_rest = _expect_exchange(ours)
+    b_first, b_rest = _expect_exchange(oracle)
+    assert a_first == b_first == b"HTTP/1.1 100 Continue\r\n\r\n"
+    ra, rb = parse_raw_response(a_rest), parse_raw_response(b_rest)
+    assert _norm(ra) == _norm(rb)
+    assert ra.body == b"hello"
+
+
+def test_wsgi_errors_goes_to_error_log(pair):
+    ours, oracle, _ = pair
+    for srv in (ours, oracle):
+        assert srv.request("GET", "/errors?tag=t1").status == 200
+        srv.wait_log(r"(?m)^message to wsgi\.errors t1\nline two\n")

@@ -245,8 +245,9 @@ def _echo_streaming(srv, total, chunked, timeout=60):
     return r, sent_hash.hexdigest()
 
 
-def test_echo_50mb_with_bounded_worker_memory(spawn):
-    srv = spawn(["-w", "1", "wsgiapps:app"], name="echo")
+@pytest.mark.parametrize("args", [["-k", "sync"], ["-k", "gthread", "--threads", "4"]], ids=["sync", "gthread"])
+def test_echo_50mb_with_bounded_worker_memory(spawn, args):
+    srv = spawn(["-w", "1"] + args + ["wsgiapps:app"], name="echo")
     assert srv.request("POST", "/echo", body=b"warm up" * 1000).status == 200
     (wpid,) = srv.live_worker_pids()
     rss0 = vm_rss_kb(wpid)

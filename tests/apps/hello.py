@@ -17,3 +17,10 @@ application = _make("from application")
 
 def create(greeting="factory", times=0):
     return _make("%s:%r" % (greeting, times))
+
+
+not_callable = 42
+
+
+def returns_none():
+    return None

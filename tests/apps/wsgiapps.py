@@ -230,7 +230,25 @@ def headers_app(environ, start_response):
     return [body]
 
 
+def errors_app(environ, start_response):
+    err = environ["wsgi.errors"]
+    err.write("message to wsgi.errors %s\n" % _q(environ).get("tag", ""))
+    err.writelines(["line two\n"])
+    err.flush()
+    body = b"logged"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def expect_app(environ, start_response):
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 ROUTES = {
+    "errors": errors_app,
+    "expect": expect_app,
     "hello": hello,
     "slow": slow,
     "environ": environ_dump,
