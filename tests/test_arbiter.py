@@ -204,3 +204,45 @@ def test_quick_shutdown(spawn, tmp_path, sig):
     log = srv.log()
     assert f"[INFO] Handling signal: {sig.name[3:].lower()}" in log
     assert log.rstrip("\n").splitlines()[-1].endswith("[INFO] Shutting down: Master")
+
+
+def test_graceful_timeout_bounds_term(spawn, tmp_path):
+    srv = spawn(["-w", "1", "--graceful-timeout", "1", "wsgiapps:app"])
+    (wpid,) = srv.worker_pids()
+    mark = tmp_path / "m.txt"
+    with ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(srv.raw, f"GET /slow?s=8&mark={mark} HTTP/1.1\r\nHost: a\r\n\r\n".encode(), 15)
+        wait_until(lambda: _count_lines(mark) >= 1, 10, what="request in flight")
+        t0 = time.monotonic()
+        os.kill(srv.master_pid, signal.SIGTERM)
+        rc = srv.wait_exit(10)
+        elapsed = time.monotonic() - t0
+        try:
+            data = fut.result(15)
+        except OSError:
+            data = b""
+    assert rc == 0
+    assert 0.9 <= elapsed < 2.5, f"TERM with graceful_timeout=1 took {elapsed:.2f}s"
+    assert data == b""  # the worker was SIGKILLed: no response
+    assert not pid_alive(wpid)
+    assert srv.log().rstrip("\n").splitlines()[-1].endswith("[INFO] Shutting down: Master")
+
+
+def test_gthread_idle_keepalive_does_not_hold_term(spawn):
+    srv = spawn(["-w", "1", "-k", "gthread", "--threads", "2", "--keep-alive", "30", "wsgiapps:app"])
+    s = srv.connect()
+    try:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+        from support import RawConn
+        c = RawConn(s)
+        assert c.read_response().header("Connection") == "keep-alive"
+        t0 = time.monotonic()
+        os.kill(srv.master_pid, signal.SIGTERM)
+        rc = srv.wait_exit(15)
+        elapsed = time.monotonic() - t0
+        assert c.at_eof(5)
+    finally:
+        s.close()
+    assert rc == 0
+    # idle kept-alive connections are capped at 2 s during a graceful stop (not graceful_timeout=30)
+    assert elapsed < 3.5, f"master exited {elapsed:.2f}s after TERM"

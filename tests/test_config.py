@@ -143,3 +143,18 @@ def test_unix_socket_file_removed_on_stop(spawn, tmp_path):
     assert path.exists()
     assert srv.stop() == 0
     assert not path.exists()
+
+
+def test_pidfile(spawn, tmp_path):
+    pidfile = tmp_path / "run" / "app.pid"
+    pidfile.parent.mkdir()
+    srv = spawn(["-p", str(pidfile), "wsgiapps:app"])
+    assert pidfile.read_text() == f"{srv.master_pid}\n"
+    assert oct(pidfile.stat().st_mode & 0o777) == "0o644"
+    assert srv.stop() == 0
+    assert not pidfile.exists()
+
+
+def test_chdir(spawn, tmp_path):
+    srv = spawn(["--chdir", APPS, "wsgiapps:app"], cwd=str(tmp_path))
+    assert srv.request("GET", "/hello").body == b"Hello, World!"

@@ -35,10 +35,12 @@ REQS = [
     ("POST", "/pre/environ", [("Content-Type", "application/x-www-form-urlencoded")], b"a=b&c=d", "HTTP/1.1"),
     ("GET", "/pre/environ", [], b"", "HTTP/1.0"),
     ("GET", "/pre/environ?", [("Host", "example.com:8080")], b"", "HTTP/1.1"),
+    ("GET", "/pre/environ", [("X-Forwarded-Proto", "https"), ("X_Foo", "dropped"), ("X-Forwarded-For", "10.1.2.3")],
+     b"", "HTTP/1.1"),
 ]
 
 
-@pytest.mark.parametrize("method,path,headers,body,version", REQS, ids=["query-cookies", "post-form", "http10", "host"])
+@pytest.mark.parametrize("method,path,headers,body,version", REQS, ids=["query-cookies", "post-form", "http10", "host", "forwarded"])
 def test_environ_same_as_gunicorn(pair, method, path, headers, body, version):
     name, ours, oracle = pair
     a = _environ(ours, path, headers, body, version, method)

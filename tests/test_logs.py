@@ -1,6 +1,8 @@
 """Error log and access log: line formats, files, levels; access lines compared with gunicorn's."""
 
 import base64
+import os
+import signal
 import re
 
 import pytest
@@ -148,3 +150,24 @@ def test_log_level_warning_hides_info(spawn):
     assert srv.stop() == 0
     assert "[INFO]" not in srv.log()
     assert srv.log() == ""
+
+
+def test_access_logfile_and_usr1_reopen(spawn, tmp_path):
+    access = tmp_path / "access.log"
+    error = tmp_path / "error.log"
+    srv = spawn(["--access-logfile", str(access), "--error-logfile", str(error), "wsgiapps:app"],
+                log_path=str(error))
+    srv.request("GET", "/hello?first")
+    srv.wait_log(r"GET /hello\?first HTTP/1\.1\" 200 13", source=access.read_text)
+    access.rename(tmp_path / "access.log.1")
+    error.rename(tmp_path / "error.log.1")
+    os.kill(srv.master_pid, signal.SIGUSR1)
+    srv.log_path = str(tmp_path / "error.log.1")
+    srv.wait_log(r"\[INFO\] Handling signal: usr1")
+    wait_until(lambda: access.exists() and error.exists(), 5, what="log files reopened")
+    srv.request("GET", "/hello?second")
+    srv.wait_log(r"GET /hello\?second HTTP/1\.1\" 200 13", source=access.read_text)
+    assert "second" not in (tmp_path / "access.log.1").read_text()
+    srv.log_path = str(error)
+    srv.stop()
+    assert "Shutting down: Master" in error.read_text()
