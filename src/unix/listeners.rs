@@ -271,8 +271,20 @@ pub fn bind_all(addrs: &[BindAddr], backlog: i32, umask: u32) -> Result<Vec<List
     Ok(out)
 }
 
-/// Python's `str(OSError)`: `[Errno 98] Address already in use`.
+/// Python's `str(OSError)`: `[Errno 98] Address already in use`, or for a failed name lookup
+/// `socket.gaierror`'s `[Errno -2] Name or service not known`.
 fn py_oserror(e: &std::io::Error) -> String {
+    const GAI: [(&str, i32); 4] = [
+        ("Name or service not known", -2),
+        ("Temporary failure in name resolution", -3),
+        ("Non-recoverable failure in name resolution", -4),
+        ("Address family for hostname not supported", -9),
+    ];
+    let text = e.to_string();
+    if let Some(msg) = text.strip_prefix("failed to lookup address information: ") {
+        let code = GAI.iter().find(|(m, _)| *m == msg).map_or(-2, |(_, c)| *c);
+        return format!("[Errno {code}] {msg}");
+    }
     match e.raw_os_error() {
         Some(code) => {
             let msg = nix::errno::Errno::from_raw(code).desc();
