@@ -4,7 +4,7 @@ import socket
 import time
 
 RECV = 65536
-BODY_INLINE_LIMIT = 4096
+BODY_INLINE_LIMIT = 64 * 1024
 
 
 class Target:
@@ -193,28 +193,27 @@ def exchange(target, sends, methods, shut_wr=False, slow=False, probe_path="/__m
         last = result["responses"][-1] if result["responses"] else None
         if reader.eof:
             result["end"] = "reset" if reader.reset else "closed"
-        elif last is not None and last["keep"] and not shut_wr and probe_path:
-            # The server says the connection stays open: prove it with a probe.
-            probe = ("GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % probe_path).encode()
-            try:
-                extra = reader.buf
-                sock.sendall(probe)
-                resp = read_response(reader, "GET")
-                result["end"] = "open (probe %s)" % resp["status"].split(" ")[1]
-                result["extra"] = extra.decode("latin-1")
-            except Closed:
-                result["end"] = "closed before probe"
         else:
-            reader.deadline = min(deadline, time.monotonic() + eof_wait)
+            wait = eof_wait
+            if last is not None and last["keep"] and not shut_wr and probe_path:
+                # The server says the connection stays open: prove it with a probe
+                # (Connection: close), then read everything up to EOF.
+                probe = ("GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % probe_path).encode()
+                try:
+                    sock.sendall(probe)
+                    wait = 15.0
+                    result["probe"] = True
+                except OSError:
+                    result["probe"] = "send failed"
+            reader.deadline = min(deadline, time.monotonic() + wait)
             try:
-                extra = reader.to_eof_strict()
-            except socket.timeout:
-                extra = None
-            if extra is None:
-                result["end"] = "open (no EOF after %.0fs)" % eof_wait
-            else:
+                reader.to_eof_strict()
                 result["end"] = "reset" if reader.reset else "closed"
-                result["extra"] = extra.decode("latin-1")
+            except socket.timeout:
+                result["end"] = "open (no EOF after %.0fs)" % wait
+        tail = bytes(reader.transcript[reader.done_at:])
+        if tail:
+            result["extra"] = body_summary(tail)
     except Closed:
         result["end"] = "reset" if reader.reset else "closed"
         result["error"] = "connection closed while reading response %d" % len(result["responses"])

@@ -46,7 +46,7 @@ def _normalise_obs(norm, obs):
     for ex in obs.get("exchanges", []):
         out["exchanges"].append({
             "responses": [norm.response(r) for r in ex["responses"]],
-            "end": ex["end"], "extra": norm.text(ex.get("extra") or ""),
+            "end": ex["end"], "extra": norm.tail(ex.get("extra") or ""),
             "error": ex.get("error")})
     out["access_log"] = norm.access_log(obs.get("_out", []))
     out["error_log"] = norm.error_log(obs.get("_err", []))
@@ -71,7 +71,7 @@ def _hooks_split(norm, lines):
     for line in lines:
         parts = line.split(" ", 2)
         role = parts[1] if len(parts) > 1 and parts[1] in roles else "master"
-        roles[role].append(norm.hook_log(line.replace(" %s " % role, " ", 1)))
+        roles[role].append(norm.hook_log([line.replace(" %s " % role, " ", 1)])[0])
     return {"master_log": roles["master"], "worker_log": roles["worker"]}
 
 
@@ -136,8 +136,15 @@ def run_setup(setup, cases, commands, tmproot, progress=None):
         mp = _master_pid(s)
         start_err = s.err.lines[:_first_mark(s.err.lines)]
         out_tail, err_tail = s.tail()
+        startup = _role_split(norms[role], start_err, mp)
+        # The control-socket line is logged by the master asynchronously (it may come
+        # after the first request): it is dropped from per-case logs and checked here.
+        ctl = [l for l in s.err.lines if "Control socket" in l]
+        norms[role].drop_noise = False
+        startup["control_socket"] = norms[role].error_log(ctl)
+        norms[role].drop_noise = True
         life[role] = {
-            "startup": _role_split(norms[role], start_err, mp),
+            "startup": startup,
             "shutdown": dict(_role_split(norms[role], err_tail, mp), access_log=norms[role].access_log(out_tail),
                              exit_code=s.exit_code),
             "hooks": _hooks_split(norms[role], s.hook_events()),

@@ -20,6 +20,7 @@ COOKIE_VAL = re.compile(r"\b(session|sessionid|csrftoken|messages)=(\"[^\"]*\"|[
 CSRF_INPUT = re.compile(r'(name="csrfmiddlewaretoken" value=")[^"]+(")')
 EXPIRES = re.compile(r"(expires=)[A-Za-z]{3}, \d\d[ -][A-Za-z]{3}[ -]\d{4} \d\d:\d\d:\d\d GMT", re.I)
 MP_BOUNDARY = re.compile(r"boundary=[0-9a-f]{32}")
+NOISE = re.compile(r"Control socket (listening at|disabled)|Failed to start control socket")
 FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in ')
 
 
@@ -45,6 +46,12 @@ class Normaliser:
         s = MP_BOUNDARY.sub("boundary=<random>", s)
         return s
 
+    def tail(self, s):
+        """Raw bytes after the expected responses (e.g. a probe response)."""
+        s = re.sub(r"(?mi)^(Date: ).*?(\r?)$", r"\1<date>\2", s)
+        s = re.sub(r"(?mi)^(Server: ).*?(\r?)$", r"\1<server>\2", s)
+        return self.text(s)
+
     def pid(self, s):
         return self._pid_re.sub("<pid>", s) if self._pid_re else s
 
@@ -60,7 +67,7 @@ class Normaliser:
         headers = []
         for name, value in resp["headers"]:
             low = name.lower()
-            if low == "date":
+            if low in ("date", "expires"):  # Expires: Django's never_cache uses "now"
                 value = "<date>"
             elif low == "server":
                 value = "<server>"
@@ -77,6 +84,8 @@ class Normaliser:
         return out
 
     # -- logs -----------------------------------------------------------
+    drop_noise = True
+
     def error_log(self, lines):
         out = []
         skipping = False
@@ -84,6 +93,8 @@ class Normaliser:
             m = ERR_PREFIX.match(line)
             if m:
                 skipping = False
+                if self.drop_noise and NOISE.search(m.group(3)):
+                    continue
                 line = "%s %s" % (m.group(2), m.group(3))
                 line = STARTING.sub("Starting <prog> <version>", line)
                 out.append(self.pid(self.text(line)))
