@@ -54,14 +54,16 @@ def _normalise_obs(norm, obs):
 
 
 def _role_split(norm, lines, master_pid):
-    master, worker = [], []
-    current = master
+    master, worker, other = [], [], []
     for line in lines:
         m = ERR_PREFIX.match(line)
-        if m:
-            current = master if int(m.group(1)) == master_pid else worker
-        current.append(line)
-    return {"master_log": norm.error_log(master), "worker_log": norm.error_log(worker)}
+        if not m:
+            other.append(line)  # unprefixed output (tracebacks, prints): cross-process order races
+        elif int(m.group(1)) == master_pid:
+            master.append(line)
+        else:
+            worker.append(line)
+    return {"master_log": norm.error_log(master), "worker_log": norm.error_log(worker), "log": norm.error_log(other)}
 
 
 def _hooks_split(norm, lines):

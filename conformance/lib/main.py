@@ -44,6 +44,7 @@ def parse_args(argv):
     p.add_argument("--list", action="store_true", help="list case ids and exit")
     p.add_argument("--self-test", action="store_true", help="prove that a deliberately broken candidate fails")
     p.add_argument("--keep-tmp", action="store_true")
+    p.add_argument("--dump", metavar="FILE", help="write every normalised observation (both sides) as JSON")
     return p.parse_args(argv)
 
 
@@ -122,6 +123,11 @@ def run(args, quiet=False):
             print("FAIL %s: %s" % (o.case_id, ", ".join(f for f, _, _ in o.unexpected)))
         for e in stale:
             print("STALE known difference %s [%s]: no longer occurs" % (e["case"], e["field"]))
+    if getattr(args, "dump", None):
+        import json
+        with open(args.dump, "w", encoding="utf-8") as f:
+            json.dump([{"case": o.case_id, "diffs": [d[0] for d in o.diffs], "baseline": o.base, "candidate": o.cand}
+                       for o in outcomes], f, indent=1, ensure_ascii=False, default=str)
     if args.report:
         report.write(args.report, outcomes, stale, commands, elapsed, passed, failed)
     args._outcomes = outcomes

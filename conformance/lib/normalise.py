@@ -137,4 +137,6 @@ def cli_text(s, tmpdir=None, cwd=None):
     s = re.sub(r"^(gunicorn|rgun): error:", "<prog>: error:", s, flags=re.M)
     s = PROG_VERSION.sub("<prog>/<version>", s)
     s = STARTING.sub("Starting <prog> <version>", s)
+    s = re.sub(r"\b0x[0-9a-fA-F]{6,}\b", "0x<addr>", s)        # object reprs in validator messages
+    s = re.sub(r"(http://127\.0\.0\.1:)\d+", r"\1<PORT>", s)   # ephemeral port of -b 127.0.0.1:0
     return s

@@ -11,7 +11,7 @@ access_log_format = ('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s %(B)s "%(f)s" 
                      '%(m)s %(U)s %(q)s %(H)s %({x-custom}i)s %({content-type}o)s')
 
 HOOK_LOG = os.environ.get("CONFORMANCE_HOOK_LOG", "/dev/null")
-_master = {"pid": None}
+_master = {"pid": os.getpid()}  # the config file is imported in the master
 
 
 def _event(name, **attrs):
@@ -27,7 +27,6 @@ def _req(req):
 
 
 def on_starting(server):
-    _master["pid"] = os.getpid()
     _event("on_starting", proc_name=server.proc_name, num_workers=server.num_workers,
            master_name=server.master_name, timeout=server.timeout)
 
