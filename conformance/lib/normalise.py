@@ -30,7 +30,9 @@ class Normaliser:
         self.port = port
         self.pids = sorted({p for p in pids if p}, reverse=True)
         self.apps_dir = apps_dir
-        self._pid_re = re.compile(r"(?<!\d)(%s)(?!\d)" % "|".join(map(str, self.pids))) if self.pids else None
+        # pids are replaced only in pid-ish contexts ("pid: N", "(N)", "<N>", "[N]", "Worker N"),
+        # never as bare numbers (a body size can equal a pid).
+        self._pid_re = re.compile(r"(pid:\s?|\(|<|\[|Worker )(%s)(?!\d)" % "|".join(map(str, self.pids))) if self.pids else None
         self._port_re = re.compile(r"(?<!\d)%d(?!\d)" % port) if port else None
 
     def text(self, s):
@@ -53,7 +55,7 @@ class Normaliser:
         return self.text(s)
 
     def pid(self, s):
-        return self._pid_re.sub("<pid>", s) if self._pid_re else s
+        return self._pid_re.sub(r"\1<pid>", s) if self._pid_re else s
 
     # -- HTTP -----------------------------------------------------------
     def response(self, resp):
