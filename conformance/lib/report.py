@@ -38,6 +38,12 @@ def write(path, outcomes, stale, commands, elapsed, passed, failed):
         for o in bad:
             lines += ["### FAIL `%s`" % o.case_id, ""]
             for field, b, c in o.unexpected:
+                if isinstance(b, list) and isinstance(c, list) and (len(b) > 8 or len(c) > 8):
+                    import difflib
+                    ud = list(difflib.unified_diff([_fmt(x, 400) for x in b], [_fmt(x, 400) for x in c],
+                                                   "baseline", "candidate", lineterm="", n=2))
+                    lines += ["* field `%s` (unified diff)" % field, "", "```diff"] + ud[:80] + ["```", ""]
+                    continue
                 lines += ["* field `%s`" % field, "", "  baseline:", "", "```", _fmt(b), "```", "",
                           "  candidate:", "", "```", _fmt(c), "```", ""]
         if known:

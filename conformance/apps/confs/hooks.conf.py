@@ -71,7 +71,7 @@ def post_request(worker, req, environ, resp):
            sent=getattr(resp, "sent", None), chunked=getattr(resp, "chunked", None),
            response_length=getattr(resp, "response_length", None),
            headers=[list(h) for h in getattr(resp, "headers", [])
-                    if h[0].lower() not in ("set-cookie", "date", "etag")])
+                    if h[0].lower() not in ("set-cookie", "date", "etag", "expires")])
 
 
 def child_exit(server, worker):
