@@ -1,0 +1,10 @@
+limit_request_line = 8190
+limit_request_fields = 50
+limit_request_field_size = 16384
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}
+forwarded_allow_ips = ["127.0.0.1", "192.168.0.0/16"]
+forwarder_headers = "SCRIPT_NAME,PATH_INFO"
+permit_obsolete_folding = False
+casefold_http_method = True
+header_map = "dangerous"
+strip_header_spaces = False

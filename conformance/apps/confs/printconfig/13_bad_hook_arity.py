@@ -1,0 +1,2 @@
+def post_fork(server):
+    pass

@@ -1,0 +1,3 @@
+import os
+
+bind = os.environ["CONFORMANCE_REQUIRED_BUT_UNSET"]
