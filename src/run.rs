@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use crate::arbiter::{Arbiter, Outcome};
 use crate::config::{self, Config, Loaded};
 use crate::observe::{self, Level, Sink};
-use crate::python::{self, app::AppLoadError};
+use crate::python::{self, app::WorkerClass};
 
 /// Runs rgun with `argv` and returns the exit code.
 pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
@@ -32,15 +32,28 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
         eprintln!("\nError: {}\n", python::exc_str(py, &e));
         return 1;
     }
+    // gunicorn loads the worker class while building the Arbiter, before `Starting`.
+    let wc = crate::python::hooks::value_to_py(py, cfg.get("worker_class"));
+    match python::app::resolve_worker_class(py, wc.bind(py)) {
+        Ok(WorkerClass::Served(_)) => {}
+        Ok(WorkerClass::NotFound(msg)) => {
+            eprintln!("\nError: {msg}\n");
+            return 1;
+        }
+        Ok(WorkerClass::NotSupported(name)) => {
+            eprintln!("\nError: worker class '{name}' is not supported by rgun yet\n");
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("\nError: {}\n", python::exc_str(py, &e));
+            return 1;
+        }
+    }
     let app = if cfg.bool("preload_app") {
         match python::app::import_app(py, cfg.app_uri.as_deref().unwrap_or("")) {
             Ok(a) => Some(a),
-            Err(AppLoadError::Import(msg)) => {
-                eprintln!("\nError: {msg}\n");
-                return 1;
-            }
-            Err(AppLoadError::Other(e)) => {
-                eprintln!("{}", python::format_traceback(py, &e).trim_end());
+            Err(e) => {
+                eprintln!("{}", python::format_traceback(py, e.err()).trim_end());
                 return 1;
             }
         }
@@ -70,10 +83,7 @@ fn check(py: Python<'_>, cfg: &Config) -> i32 {
     match python::app::import_app(py, cfg.app_uri.as_deref().unwrap_or("")) {
         Ok(_) => 0,
         Err(e) => {
-            let text = match e {
-                AppLoadError::Import(msg) => format!("rgun.errors.AppImportError: {msg}"),
-                AppLoadError::Other(err) => python::format_traceback(py, &err),
-            };
+            let text = python::format_traceback(py, e.err());
             eprintln!(
                 "\nError while loading the application:\n\n{}",
                 text.trim_end()

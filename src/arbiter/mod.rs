@@ -38,6 +38,17 @@ struct Halt {
     code: i32,
 }
 
+impl Halt {
+    /// A startup failure gunicorn exits on directly (`sys.exit(1)` / a RuntimeError printed by
+    /// the runner): no `Shutting down` line, no `on_exit`.
+    fn startup(code: i32) -> Halt {
+        Halt {
+            reason: Some(String::new()),
+            code: -code,
+        }
+    }
+}
+
 const MASTER_SIGNALS: [Signal; 10] = [
     Signal::SIGHUP,
     Signal::SIGQUIT,
@@ -121,11 +132,12 @@ impl Arbiter {
             match Pidfile::create(path, self.pid) {
                 Ok(p) => self.pidfile = Some(p),
                 Err(msg) => {
-                    eprintln!("\nError: {msg}\n");
-                    return Err(Halt {
-                        reason: None,
-                        code: 1,
-                    });
+                    eprintln!(
+                        "
+Error: {msg}
+"
+                    );
+                    return Err(Halt::startup(1));
                 }
             }
         }
@@ -137,11 +149,12 @@ impl Arbiter {
             match listeners::parse_address(b) {
                 Ok(a) => addrs.push(a),
                 Err(msg) => {
-                    eprintln!("\nError: {msg}\n");
-                    return Err(Halt {
-                        reason: None,
-                        code: 1,
-                    });
+                    eprintln!(
+                        "
+Error: {msg}
+"
+                    );
+                    return Err(Halt::startup(1));
                 }
             }
         }
@@ -151,10 +164,7 @@ impl Arbiter {
             .detach(|| listeners::bind_all(&addrs, backlog, umask))
             .map_err(|msg| {
                 observe::error(&msg);
-                Halt {
-                    reason: None,
-                    code: 1,
-                }
+                Halt::startup(1)
             })?;
         let shown_fds: Vec<(i32, String, i32)> = self
             .listeners
@@ -393,6 +403,12 @@ impl Arbiter {
 
     /// gunicorn's `halt`: stop, log `Shutting down: Master`, remove the pidfile, `on_exit`.
     fn halt(&mut self, py: Python<'_>, h: Halt) -> i32 {
+        if h.code < 0 {
+            if let Some(p) = &self.pidfile {
+                p.unlink(self.pid);
+            }
+            return -h.code;
+        }
         if !self.workers.is_empty() || !self.listeners.is_empty() {
             self.stop(py, true);
         }

@@ -7,13 +7,6 @@ use super::table::SETTINGS;
 use super::{Config, Value};
 
 /// Worker class strings rgun runs.
-const WORKER_CLASSES: &[&str] = &[
-    "sync",
-    "gthread",
-    "gunicorn.workers.sync.SyncWorker",
-    "gunicorn.workers.gthread.ThreadWorker",
-];
-
 /// Whether two validated values are the same (Python objects by identity or `==`).
 pub fn same(py: Python<'_>, a: &Value, b: &Value) -> bool {
     match (a, b) {
@@ -27,23 +20,6 @@ pub fn same(py: Python<'_>, a: &Value, b: &Value) -> bool {
             x.is(y) || x.bind(py).eq(y.bind(py)).unwrap_or(false)
         }
         _ => false,
-    }
-}
-
-/// The worker class as a string: the configured string, or `module.qualname` of a class.
-fn worker_class_name(py: Python<'_>, v: &Value) -> String {
-    match v {
-        Value::Str(s) => s.clone(),
-        Value::Object(o) => {
-            let o = o.bind(py);
-            let part = |a: &str| {
-                o.getattr(a)
-                    .and_then(|x| x.extract::<String>())
-                    .unwrap_or_default()
-            };
-            format!("{}.{}", part("__module__"), part("__qualname__"))
-        }
-        _ => String::new(),
     }
 }
 
@@ -63,9 +39,7 @@ pub fn check(py: Python<'_>, cfg: &Config) -> Result<(), String> {
             ));
         }
     }
-    let wc = worker_class_name(py, cfg.get("worker_class"));
-    if !WORKER_CLASSES.contains(&wc.as_str()) {
-        return Err(format!("worker class '{wc}' is not supported by rgun yet"));
-    }
+    // The worker class is resolved (and refused if need be) when the arbiter is built, where
+    // gunicorn loads it: `--check-config` does not look at it.
     Ok(())
 }

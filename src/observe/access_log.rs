@@ -297,6 +297,52 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// An access record with no Python behind it: gunicorn's `handle_error` logs a fresh response
+/// (the error status, 0 bytes sent) against a minimal environ.
+pub struct ErrorRecord<'a> {
+    pub method: &'a str,
+    pub uri: &'a str,
+    pub protocol: &'a str,
+    pub query: &'a str,
+    /// `REMOTE_ADDR`, and `REMOTE_PORT` (`-1` on unix sockets, as gunicorn's `('', -1)`).
+    pub remote: (String, String),
+    pub status: &'a str,
+}
+
+impl AccessRecord for ErrorRecord<'_> {
+    fn environ(&self, key: &str) -> Option<String> {
+        Some(match key {
+            "REQUEST_METHOD" => self.method.to_string(),
+            "RAW_URI" => self.uri.to_string(),
+            "SERVER_PROTOCOL" => self.protocol.to_string(),
+            "QUERY_STRING" => self.query.to_string(),
+            "REMOTE_ADDR" => self.remote.0.clone(),
+            "REMOTE_PORT" => self.remote.1.clone(),
+            "SERVER_SOFTWARE" => format!("gunicorn/{}", crate::GUNICORN_VERSION),
+            "wsgi.url_scheme" => "http".to_string(),
+            _ => return None,
+        })
+    }
+    fn environ_lower(&self, lower: &str) -> Option<String> {
+        self.environ(&lower.to_ascii_uppercase())
+    }
+    fn request_header(&self, _lower: &str) -> Option<String> {
+        None
+    }
+    fn response_header(&self, _lower: &str) -> Option<String> {
+        None
+    }
+    fn status(&self) -> String {
+        self.status.to_string()
+    }
+    fn sent(&self) -> Option<u64> {
+        Some(0)
+    }
+    fn duration(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ mod access_log;
 mod clock;
 mod error_log;
 
-pub use access_log::{AccessFormat, AccessRecord};
+pub use access_log::{AccessFormat, AccessRecord, ErrorRecord};
 pub use clock::{http_date, local_offset_init};
 pub use error_log::{
     Level, Sink, critical, debug, enabled, error, exception, info, init, reopen, warning,

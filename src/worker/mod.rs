@@ -112,9 +112,9 @@ fn boot(py: Python<'_>, ctx: WorkerContext, worker_obj: &Py<PyAny>) -> i32 {
         Some(a) => a,
         None => match python::app::import_app(py, cfg.app_uri.as_deref().unwrap_or("")) {
             Ok(a) => a,
-            Err(AppLoadError::Import(msg)) => {
+            Err(AppLoadError::Import(e)) => {
                 observe::debug("Exception while loading the application");
-                eprintln!("{msg}");
+                eprintln!("{}", python::exc_str(py, &e));
                 return APP_LOAD_ERROR;
             }
             Err(AppLoadError::Other(e)) => return boot_error(py, &e),

@@ -446,7 +446,6 @@ async fn read_head(srv: &Server, conn: &mut Conn, first: bool) -> HeadRead {
 
 /// Answers a request that failed to parse, as gunicorn's `handle_error` does.
 async fn reject(srv: &Server, conn: &mut Conn, e: ParseError) -> HeadRead {
-    let _ = srv;
     let Some(status) = e.status() else {
         observe::debug(&format!(
             "Ignored premature client disconnection. {}",
@@ -463,11 +462,44 @@ async fn reject(srv: &Server, conn: &mut Conn, e: ParseError) -> HeadRead {
         let ip = conn.peer.map(|p| p.ip().to_string()).unwrap_or_default();
         observe::warning(&format!("Invalid request from ip={ip}: {}", e.log_text()));
     }
+    if e.has_request()
+        && let Some(fmt) = &srv.st.access
+    {
+        log_rejected_request(fmt, conn, status, e.reason());
+    }
     let page = rgun_h1::error_page(status, e.reason(), &e.message());
     if conn.write_all(&page).await.is_err() {
         observe::debug("Failed to send error message.");
     }
     HeadRead::Close
+}
+
+/// The access line for a request that failed after its request line parsed (gunicorn has a
+/// request object then): the line is taken from the buffered head.
+fn log_rejected_request(fmt: &observe::AccessFormat, conn: &Conn, status: u16, reason: &str) {
+    let buf = conn.pending();
+    let buf = buf.strip_prefix(b"\r\n").unwrap_or(buf);
+    let line_end = memchr::memmem::find(buf, b"\r\n").unwrap_or(buf.len());
+    let line: String = buf[..line_end].iter().map(|b| *b as char).collect();
+    let mut parts = line.splitn(3, ' ');
+    let (method, uri, protocol) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    let query = uri
+        .split_once('?')
+        .map_or("", |(_, q)| q.split('#').next().unwrap_or(""));
+    let status = format!("{status} {reason}");
+    let rec = observe::ErrorRecord {
+        method,
+        uri,
+        protocol,
+        query,
+        remote: crate::wsgi::remote_pair(conn),
+        status: &status,
+    };
+    observe::access(&fmt.render(&rec));
 }
 
 async fn wait_idle(srv: &Server) {

@@ -61,7 +61,7 @@ pub fn fill<'py>(
     let mut repeated: Vec<(String, Vec<&str>)> = Vec::new();
     for (name, value) in &head.headers {
         match name.as_str() {
-            "HOST" => host = Some(value),
+            "HOST" => host = Some(value.as_str()).filter(|h| !h.is_empty()),
             "SCRIPT_NAME" => script_name = value,
             "CONTENT-TYPE" => {
                 env.set_item(intern!(py, "CONTENT_TYPE"), PyString::new(py, value))?;

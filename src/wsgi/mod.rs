@@ -178,6 +178,15 @@ pub fn handle(
             ));
             write_error_page(&conn, &waiter, 500, "Bad Request", &problem.0);
             log_error_access(py, st, &head, &conn, start);
+            if let Some(hook) = st.cfg.object("post_request") {
+                let empty = PyDict::new(py);
+                if let Err(e) = call_post_request(py, hook, st, &req_obj, &empty, py.None()) {
+                    observe::exception(
+                        "Exception in post_request hook",
+                        &python::format_traceback(py, &e),
+                    );
+                }
+            }
             return After::Close(conn);
         }
         Err(e) => return app_error(py, st, conn, &head, None, &e, start),
@@ -573,41 +582,37 @@ fn log_error_access(py: Python<'_>, st: &Statics, head: &RequestHead, conn: &Con
     log_error_access_with(py, st, head, conn, start, 500, "Bad Request");
 }
 
-/// The access line gunicorn's `handle_error` writes: a fresh response with the error status,
-/// and a minimal environ.
+/// The access line gunicorn's `handle_error` writes: a fresh response with the error status
+/// and 0 bytes sent, against a minimal environ.
 fn log_error_access_with(
-    py: Python<'_>,
+    _py: Python<'_>,
     st: &Statics,
     head: &RequestHead,
     conn: &Conn,
-    start: Instant,
+    _start: Instant,
     code: u16,
     reason: &str,
 ) {
     let Some(fmt) = &st.access else { return };
-    let env = PyDict::new(py);
-    let _ = env.set_item("REQUEST_METHOD", &head.method);
-    let _ = env.set_item("RAW_URI", &head.uri);
-    let _ = env.set_item("QUERY_STRING", &head.query);
-    let _ = env.set_item(
-        "SERVER_PROTOCOL",
-        format!("HTTP/{}.{}", head.version.0, head.version.1),
-    );
-    let _ = env.set_item("REMOTE_ADDR", peer_ip(conn));
-    if let Some(p) = conn.peer {
-        let _ = env.set_item("REMOTE_PORT", p.port().to_string());
-    } else {
-        let _ = env.set_item("REMOTE_PORT", "-1");
-    }
-    let rec = access::Record {
-        environ: &env,
-        headers: &head.headers,
-        resp_headers: &[],
-        status: format!("{code} {reason}"),
-        sent: Some(0),
-        duration: start.elapsed(),
+    let protocol = format!("HTTP/{}.{}", head.version.0, head.version.1);
+    let status = format!("{code} {reason}");
+    let rec = observe::ErrorRecord {
+        method: &head.method,
+        uri: &head.uri,
+        protocol: &protocol,
+        query: &head.query,
+        remote: remote_pair(conn),
+        status: &status,
     };
     observe::access(&fmt.render(&rec));
+}
+
+/// `(REMOTE_ADDR, REMOTE_PORT)` as gunicorn's `handle_error` sets them.
+pub fn remote_pair(conn: &Conn) -> (String, String) {
+    match conn.peer {
+        Some(p) => (p.ip().to_string(), p.port().to_string()),
+        None => (String::new(), "-1".to_string()),
+    }
 }
 
 fn peer_ip(conn: &Conn) -> String {

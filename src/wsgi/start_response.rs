@@ -39,12 +39,18 @@ pub fn io_stop_to_py(stop: IoStop) -> PyErr {
     }
 }
 
-pyo3::create_exception!(
-    rgun,
-    InvalidResponseHeaderName,
-    pyo3::exceptions::PyException
-);
-pyo3::create_exception!(rgun, InvalidResponseHeader, pyo3::exceptions::PyException);
+/// gunicorn's `InvalidResponseHeaderName` / `InvalidResponseHeader` (from `rgun._errors`),
+/// carrying the `repr()` of the header name.
+fn header_error(py: Python<'_>, class: &str, quoted: String) -> PyErr {
+    let make = || -> PyResult<PyErr> {
+        Ok(PyErr::from_value(
+            py.import("rgun._errors")?
+                .getattr(class)?
+                .call1((quoted.clone(),))?,
+        ))
+    };
+    make().unwrap_or_else(|e| e)
+}
 
 #[pymethods]
 impl StartResponse {
@@ -92,7 +98,7 @@ impl StartResponse {
             }
             let name_s: String = name.extract()?;
             if !super::response::is_token(&name_s) {
-                return Err(InvalidResponseHeaderName::new_err(repr(&name)));
+                return Err(header_error(py, "InvalidResponseHeaderName", repr(&name)));
             }
             if !value.is_instance_of::<pyo3::types::PyString>() {
                 return Err(PyTypeError::new_err(format!(
@@ -110,8 +116,22 @@ impl StartResponse {
                     .map(|r| r.to_string())
                     .unwrap_or(s)
             )),
-            HeaderError::Name(n) => InvalidResponseHeaderName::new_err(format!("'{n}'")),
-            HeaderError::Value(n) => InvalidResponseHeader::new_err(format!("'{n}'")),
+            HeaderError::Name(n) => header_error(
+                py,
+                "InvalidResponseHeaderName",
+                pyo3::types::PyString::new(py, &n)
+                    .repr()
+                    .map(|r| r.to_string())
+                    .unwrap_or(n),
+            ),
+            HeaderError::Value(n) => header_error(
+                py,
+                "InvalidResponseHeader",
+                pyo3::types::PyString::new(py, &n)
+                    .repr()
+                    .map(|r| r.to_string())
+                    .unwrap_or(n),
+            ),
             HeaderError::Type(t) => PyTypeError::new_err(t),
             HeaderError::Length(v) => pyo3::exceptions::PyValueError::new_err(format!(
                 "invalid literal for int() with base 10: '{v}'"
@@ -177,13 +197,17 @@ impl EarlyHints {
                 .repr()?
                 .to_string();
             if !super::response::is_token(&name) {
-                return Err(InvalidResponseHeaderName::new_err(quoted));
+                return Err(header_error(
+                    headers.py(),
+                    "InvalidResponseHeaderName",
+                    quoted,
+                ));
             }
             if !value
                 .chars()
                 .all(|c| matches!(c as u32, 0x20 | 0x09 | 0x21..=0x7e | 0x80..=0xff))
             {
-                return Err(InvalidResponseHeader::new_err(quoted));
+                return Err(header_error(headers.py(), "InvalidResponseHeader", quoted));
             }
             super::response::latin1(&name, &mut out);
             out.extend_from_slice(b": ");
