@@ -33,7 +33,7 @@ pub struct Statics {
     pub app: Py<PyAny>,
     base_environ: Py<PyDict>,
     file_wrapper: Py<PyAny>,
-    socket_fromfd: Py<PyAny>,
+    socket_class: Py<PyAny>,
     script_name: String,
     pub access: Option<AccessFormat>,
     pub sendfile: bool,
@@ -86,7 +86,7 @@ impl Statics {
             app,
             base_environ: base.unbind(),
             file_wrapper: helpers.getattr("FileWrapper")?.unbind(),
-            socket_fromfd: py.import("socket")?.getattr("fromfd")?.unbind(),
+            socket_class: py.import("socket")?.getattr("socket")?.unbind(),
             script_name,
             access,
             sendfile: cfg.sendfile_enabled(),
@@ -205,7 +205,7 @@ pub fn handle(
         waiter,
     }));
     let set = |k: &str, v: Bound<'_, PyAny>| environ.set_item(k, v);
-    let prepared = (|| -> PyResult<()> {
+    let prepared = (|| -> PyResult<Option<Bound<'_, PyAny>>> {
         set(
             "wsgi.input",
             Bound::new(py, Input { ex: ex.clone() })?.into_any(),
@@ -221,16 +221,18 @@ pub fn handle(
                 .map(|c| std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&c.stream)))
         };
         if let Some(fd) = fd {
-            set(
-                "gunicorn.socket",
-                st.socket_fromfd.bind(py).call1((fd, family_of(&ex), 1))?,
-            )?;
+            // A socket object sharing the connection's descriptor (no dup: a dup kept alive by
+            // a reference cycle in the app would hold the connection open). It is detached
+            // when the exchange ends, so it never closes rgun's descriptor.
+            let sock = st.socket_class.bind(py).call1((family_of(&ex), 1, 0, fd))?;
+            set("gunicorn.socket", sock.clone())?;
+            return Ok(Some(sock));
         }
-        Ok(())
+        Ok(None)
     })();
-    let (returned, outcome) = match prepared {
-        Ok(()) => run_app(py, st, &ex, &environ),
-        Err(e) => (false, Err(e)),
+    let (sock, (returned, outcome)) = match prepared {
+        Ok(sock) => (sock, run_app(py, st, &ex, &environ)),
+        Err(e) => (None, (false, Err(e))),
     };
     let result = finish(py, st, &ex, &environ, &head, returned, outcome, start);
     if let Some(hook) = st.cfg.object("post_request") {
@@ -241,6 +243,9 @@ pub fn handle(
                 &python::format_traceback(py, &e),
             );
         }
+    }
+    if let Some(sock) = sock {
+        let _ = sock.call_method0(intern!(py, "detach"));
     }
     result
 }
