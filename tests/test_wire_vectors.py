@@ -93,11 +93,8 @@ NEEDS_EOF = {"001", "rfc9112_chunked_missing_final_crlf_01"}
 
 # Known rgun server bugs (strict: the mark must go when the bug is fixed). Keyed by vector
 # name; the value is the reason. Filled from runs against rgun; see the module's report.
-_PROXY_BUG = ("rgun bug: every PROXY header gets 403 Forbidden even from an allowed peer "
-              "(src/worker/serve.rs peer_of sets proxy_allowed: false, proxy_allow_ips unused); "
-              "gunicorn accepts it from 127.0.0.1 (default proxy_allow_ips)")
-XFAIL_VALID: dict[str, str] = {n: _PROXY_BUG for n in ("pp_01", "pp_02", "pp_04", "pp_05")}
-XFAIL_INVALID: dict[str, str] = {n: _PROXY_BUG for n in ("pp_01", "pp_02", "pp_03")}
+XFAIL_VALID: dict[str, str] = {}
+XFAIL_INVALID: dict[str, str] = {}
 if TESTING_GUNICORN:
     XFAIL_VALID, XFAIL_INVALID = {}, {}
 
@@ -118,10 +115,10 @@ class Pool:
         self.tmpdir = tmpdir
         self.servers: dict[tuple[str, str], object] = {}
 
-    def prestart(self, combos):
+    def prestart(self, combos, exe=None):
         todo = []
         for worker, settings in combos:
-            key = (worker, _settings_key(settings))
+            key = (worker, _settings_key(settings), exe)
             if key in self.servers:
                 continue
             n = len(self.servers)
@@ -133,17 +130,17 @@ class Pool:
                         v = ",".join(v)
                     f.write(f"{k} = {v!r}\n")
             srv = self.spawn(["-c", cfg, "-k", worker, "-w", "1", "wire_echo:app"], start=False,
-                             name=f"wire-{worker}-{n}")
+                             exe=exe, name=f"wire-{'gunicorn-' if exe else ''}{worker}-{n}")
             srv.start(wait=False)
             self.servers[key] = srv
             todo.append(srv)
         for srv in todo:
             srv.wait_ready(timeout=60)
 
-    def get(self, worker, settings):
-        key = (worker, _settings_key(settings))
+    def get(self, worker, settings, exe=None):
+        key = (worker, _settings_key(settings), exe)
         if key not in self.servers:
-            self.prestart([(worker, settings)])
+            self.prestart([(worker, settings)], exe=exe)
         return self.servers[key]
 
 
@@ -153,6 +150,9 @@ def pool(module_spawn, tmp_path_factory):
     combos = [("gthread", v["settings"]) for v in VALID + INVALID]
     combos += [("sync", v["settings"]) for v in INVALID]
     p.prestart(combos)
+    # The oracle, for the byte-level comparisons below.
+    p.prestart([("gthread", v["settings"]) for v in VALID] + [("sync", v["settings"]) for v in INVALID],
+               exe=GUNICORN)
     return p
 
 
@@ -379,7 +379,43 @@ def test_invalid_vector(pool, vec, worker, half_close):
     assert r.header("Content-Type") == "text/html"
 
 
-# -- against real gunicorn -----------------------------------------------------------------
+# -- the same vectors against real gunicorn ------------------------------------------------
+
+
+@pytest.mark.parametrize("vec", [pytest.param(v, id=v["name"], marks=_marks(v["name"], XFAIL_VALID))
+                                 for v in VALID])
+def test_valid_vector_environ_like_gunicorn(pool, vec):
+    """Everything the echo app saw (SCRIPT_NAME, REMOTE_ADDR... included) equals what it
+    saw under gunicorn, request by request; and the same number of responses."""
+    seen = []
+    for exe in (None, GUNICORN):
+        srv = pool.get("gthread", vec["settings"], exe=exe)
+        replies, rest, closed = exchange(srv.address, vec["data"], half_close=True, want=None)
+        assert closed and rest == b"", (srv.name, replies, rest)
+        got = []
+        for r in replies:
+            d = json.loads(r.body) if r.status == 200 else r.raw
+            if isinstance(d, dict):
+                d.pop("REMOTE_PORT", None)
+            got.append((r.status, d))
+        seen.append(got)
+    assert seen[0] == seen[1]
+
+
+@pytest.mark.parametrize("vec", [pytest.param(v, id=v["name"], marks=_marks(v["name"], XFAIL_INVALID))
+                                 for v in INVALID if v["http_status"] is not None])
+def test_invalid_vector_page_like_gunicorn(pool, vec):
+    """The error page, byte for byte (status line, headers, HTML with the escaped message)."""
+    raw = []
+    for exe in (None, GUNICORN):
+        srv = pool.get("sync", vec["settings"], exe=exe)
+        replies, rest, closed = exchange(srv.address, vec["data"], half_close=True, want=None)
+        assert closed and len(replies) == 1 and rest == b"", (srv.name, replies, rest)
+        raw.append(replies[0].raw)
+    assert raw[0] == raw[1]
+
+
+# -- other requests against real gunicorn ------------------------------------------------
 
 
 @pytest.fixture(scope="module")
