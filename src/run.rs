@@ -28,6 +28,9 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
         eprintln!("\nError: {e}\n");
         return 1;
     }
+    if observe::enabled(Level::Debug) {
+        log_configuration(py, &cfg);
+    }
     if let Err(e) = prepare_process(py, &cfg) {
         eprintln!("\nError: {}\n", python::exc_str(py, &e));
         return 1;
@@ -90,6 +93,24 @@ fn check(py: Python<'_>, cfg: &Config) -> i32 {
             );
             1
         }
+    }
+}
+
+/// gunicorn's debug `Current configuration:` block, one `  name: value` line per setting.
+pub fn log_configuration(py: Python<'_>, cfg: &Config) {
+    let items = || -> PyResult<String> {
+        let list = pyo3::types::PyList::empty(py);
+        for (order, st) in config::SETTINGS.iter().enumerate() {
+            let value = python::hooks::value_to_py(py, cfg.get(st.name));
+            list.append((st.name, st.section, order, value))?;
+        }
+        py.import("rgun._objects")?
+            .call_method1("config_dump", (list,))?
+            .extract()
+    };
+    match items() {
+        Ok(text) => observe::debug(&text),
+        Err(e) => observe::debug(&format!("Current configuration: unavailable ({e})")),
     }
 }
 

@@ -388,3 +388,22 @@ class Response:
 
     def __init__(self, **kw):
         self.__dict__.update(kw)
+
+
+class _Ordered:
+    """gunicorn's ``Setting.__lt__``: ordered by ``order`` within a section only. ``sorted``
+    with this partial order gives gunicorn's exact ``Current configuration:`` listing."""
+
+    __slots__ = ("name", "section", "order", "value")
+
+    def __init__(self, name, section, order, value):
+        self.name, self.section, self.order, self.value = name, section, order, value
+
+    def __lt__(self, other):
+        return self.section == other.section and self.order < other.order
+
+
+def config_dump(items):
+    """``Current configuration:`` followed by ``  name: value`` lines, as gunicorn logs it."""
+    ordered = sorted((_Ordered(*item) for item in items))
+    return "Current configuration:\n" + "\n".join("  %s: %s" % (s.name, s.value) for s in ordered)

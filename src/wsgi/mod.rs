@@ -571,8 +571,8 @@ fn client_error(
         peer_ip(&conn),
         pe.log_text()
     ));
+    log_error_access_with(py, st, head, &conn, start, status, pe.reason());
     write_error_page(&conn, w, status, pe.reason(), &pe.message());
-    let _ = (py, st, head, start);
     After::Close(conn)
 }
 
