@@ -11,13 +11,6 @@ use rgun_h1::{BodyDecoder, BodyFraming, ParseError, ParserConfig};
 use super::exchange::Exchange;
 use crate::worker::conn::{Conn, IoStop, Waiter};
 
-pyo3::create_exception!(
-    rgun,
-    BodyError,
-    pyo3::exceptions::PyException,
-    "The request body is malformed or the client went away."
-);
-
 /// Decoded-but-unread body bytes and the decoder that produces them.
 #[derive(Debug)]
 pub struct BodyState {
@@ -145,18 +138,32 @@ pub struct Input {
     pub ex: Arc<Mutex<Exchange>>,
 }
 
+/// gunicorn's exception for a body parse error (`gunicorn.http.errors.InvalidChunkSize`, ...),
+/// built by `rgun._errors.body_error`.
+fn parse_error_to_py(py: Python<'_>, e: &ParseError) -> PyErr {
+    let make = || -> PyResult<PyErr> {
+        let exc = py
+            .import("rgun._errors")?
+            .call_method1("body_error", (e.name(), e.log_text()))?;
+        Ok(PyErr::from_value(exc))
+    };
+    make().unwrap_or_else(|err| err)
+}
+
 fn stop_to_py(py: Python<'_>, ex: &mut Exchange, stop: BodyStop) -> PyErr {
     match stop {
         BodyStop::Parse(e) => {
-            let msg = e.log_text();
+            let err = parse_error_to_py(py, &e);
             ex.body.error = Some(e);
-            BodyError::new_err(msg)
+            err
         }
         BodyStop::Io(IoStop::Interrupted(e)) => e,
         BodyStop::Io(IoStop::Io(e)) => {
-            let _ = py;
-            ex.body.error = Some(ParseError::NoMoreData(None));
-            BodyError::new_err(format!("client connection failed: {e}"))
+            let gone = ParseError::NoMoreData(None);
+            let err = parse_error_to_py(py, &gone);
+            let _ = e;
+            ex.body.error = Some(gone);
+            err
         }
     }
 }

@@ -472,6 +472,10 @@ fn finish(
                 return After::Close(c);
             }
             // Drain what the app left of the body so the next request starts at its head.
+            // A body the app failed to read (and handled) leaves the connection unusable.
+            if body.error.is_some() {
+                return After::Close(c);
+            }
             match body.drain(&mut c, waiter, 64 * 1024) {
                 Ok(true) => After::KeepAlive(c),
                 Ok(false) => After::Close(c),
