@@ -77,6 +77,8 @@ pub struct Arbiter {
     queue: Vec<i32>,
     /// The `server`, `cfg` and `log` objects hooks receive.
     objs: hooks::Objects,
+    /// TLS for the listeners (`certfile`/`keyfile` set).
+    tls: Option<crate::worker::tls::Tls>,
 }
 
 impl Arbiter {
@@ -89,6 +91,7 @@ impl Arbiter {
         let num_workers = usize::try_from(cfg.int("workers")).unwrap_or(0);
         Arbiter {
             objs,
+            tls: None,
             cfg,
             pid: std::process::id(),
             listeners: Vec::new(),
@@ -158,6 +161,13 @@ Error: {msg}
                 }
             }
         }
+        match crate::worker::tls::from_config(&self.cfg) {
+            Ok(tls) => self.tls = tls,
+            Err(msg) => {
+                eprintln!("\nError: {msg}\n");
+                return Err(Halt::startup(1));
+            }
+        }
         let backlog = i32::try_from(self.cfg.int("backlog")).unwrap_or(2048);
         let umask = u32::try_from(self.cfg.int("umask")).unwrap_or(0);
         self.listeners = py
@@ -166,6 +176,7 @@ Error: {msg}
                 observe::error(&msg);
                 Halt::startup(1)
             })?;
+        let tls = self.tls.is_some();
         let shown_fds: Vec<(i32, String, i32)> = self
             .listeners
             .iter()
@@ -175,14 +186,14 @@ Error: {msg}
                     listeners::Family::Unix => 1,
                     listeners::Family::Tcp => 2,
                 };
-                (l.socket.as_raw_fd(), l.display(), family)
+                (l.socket.as_raw_fd(), l.display(tls), family)
             })
             .collect();
         if let Err(e) = self.objs.set_listeners(py, &shown_fds) {
             observe::debug(&format!("cannot mirror listeners: {e}"));
         }
         observe::debug("Arbiter booted");
-        let shown: Vec<String> = self.listeners.iter().map(Listener::display).collect();
+        let shown: Vec<String> = self.listeners.iter().map(|l| l.display(tls)).collect();
         observe::info(&format!("Listening at: {} ({})", shown.join(","), self.pid));
         observe::info(&format!("Using worker: {}", self.worker_class));
         self.hook(py, "when_ready", |py, s| (s.clone_ref(py),));

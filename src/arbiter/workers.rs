@@ -113,6 +113,7 @@ impl Arbiter {
             worker_class: self.worker_class.clone(),
             server_obj: self.objs.server.clone_ref(py),
             worker_obj: worker,
+            tls: self.tls.clone(),
         })))
     }
 

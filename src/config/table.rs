@@ -1381,7 +1381,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(62),
         short: "SSL key file",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "certfile",
@@ -1398,7 +1398,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(63),
         short: "SSL certificate file",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "ssl_version",
@@ -1432,7 +1432,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::PosInt,
         help_position: Some(65),
         short: "Whether client certificate is required (see stdlib ssl module's)",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "ca_certs",
@@ -1449,7 +1449,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(66),
         short: "CA certificates file",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "suppress_ragged_eofs",
@@ -1466,7 +1466,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(67),
         short: "Suppress ragged EOFs (see stdlib ssl module's)",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "do_handshake_on_connect",
@@ -1483,7 +1483,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(68),
         short: "Whether to perform SSL handshake on socket connect (see stdlib ssl module's)",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "ciphers",

@@ -97,8 +97,9 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// gunicorn's `str(listener)`: `http://HOST:PORT`, `http://[V6]:PORT`, `unix:PATH`.
-    pub fn display(&self) -> String {
+    /// gunicorn's `str(listener)`: `http://HOST:PORT` (`https://` with TLS), `http://[V6]:PORT`
+    /// (always `http`, a gunicorn quirk), `unix:PATH`.
+    pub fn display(&self, tls: bool) -> String {
         match self.family {
             Family::Unix => format!(
                 "unix:{}",
@@ -108,7 +109,12 @@ impl Listener {
                     .unwrap_or_default()
             ),
             Family::Tcp => match self.socket.local_addr().ok().and_then(|a| a.as_socket()) {
-                Some(SocketAddr::V4(a)) => format!("http://{}:{}", a.ip(), a.port()),
+                Some(SocketAddr::V4(a)) => format!(
+                    "{}://{}:{}",
+                    if tls { "https" } else { "http" },
+                    a.ip(),
+                    a.port()
+                ),
                 Some(SocketAddr::V6(a)) => format!("http://[{}]:{}", a.ip(), a.port()),
                 None => format!("<socket {}>", self.socket.as_raw_fd()),
             },
@@ -331,7 +337,7 @@ mod tests {
     #[test]
     fn binds_port_zero_and_reports_the_real_port() {
         let l = bind_all(&[parse_address("127.0.0.1:0").unwrap()], 16, 0).unwrap();
-        let shown = l[0].display();
+        let shown = l[0].display(false);
         assert!(
             shown.starts_with("http://127.0.0.1:") && !shown.ends_with(":0"),
             "{shown}"

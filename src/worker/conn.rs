@@ -9,14 +9,14 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::sync::Arc;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, Shutdown, recv, send, shutdown};
 
+use super::tls::TlsConn;
 use crate::unix::listeners::Family;
 
 /// A connected client socket, TCP or unix.
@@ -71,12 +71,24 @@ pub struct Conn {
     pub listener: Arc<ListenerInfo>,
     /// Requests served on this connection so far.
     pub requests: u32,
+    /// The TLS session of an HTTPS listener. Behind a mutex because writes go through `&Conn`;
+    /// a connection is only ever used by one thread at a time, so it is never contended.
+    tls: Option<Mutex<TlsConn>>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
 
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
 impl Conn {
-    pub fn new(stream: Stream, peer: Option<SocketAddr>, listener: Arc<ListenerInfo>) -> Conn {
+    pub fn new(
+        stream: Stream,
+        peer: Option<SocketAddr>,
+        listener: Arc<ListenerInfo>,
+        tls: Option<TlsConn>,
+    ) -> Conn {
         Conn {
             stream,
             buf: Vec::with_capacity(4096),
@@ -84,7 +96,17 @@ impl Conn {
             peer,
             listener,
             requests: 0,
+            tls: tls.map(Mutex::new),
         }
+    }
+
+    /// Whether this connection speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    fn fd(&self) -> RawFd {
+        self.stream.as_fd().as_raw_fd()
     }
 
     /// The unparsed bytes.
@@ -111,37 +133,91 @@ impl Conn {
         }
     }
 
+    /// One read into the buffer, without waiting. `WouldBlock` when nothing is ready.
     fn raw_read(&mut self) -> io::Result<usize> {
         self.make_room();
-        recv_append(self.stream.as_fd().as_raw_fd(), &mut self.buf)
+        let fd = self.fd();
+        match &self.tls {
+            None => recv_append(fd, &mut self.buf),
+            Some(tls) => tls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .read(fd, &mut self.buf),
+        }
+    }
+
+    fn tls_wants_write(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|t| t.lock().unwrap_or_else(|e| e.into_inner()).wants_write())
     }
 
     /// Reads more bytes into the buffer, waiting asynchronously. `Ok(0)` is EOF.
     pub async fn read_more(&mut self) -> io::Result<usize> {
-        self.make_room();
-        let Conn { stream, buf, .. } = self;
         loop {
-            let fd = stream.as_fd().as_raw_fd();
-            let res = match stream {
+            // Try first: TLS may hold decrypted bytes already, and a stale readiness only
+            // costs one `EAGAIN`.
+            match self.raw_read() {
+                Ok(n) => return Ok(n),
+                Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            if self.tls_wants_write() {
+                self.flush_tls_async().await?;
+                continue;
+            }
+            // Wait for readability; `try_io` clears tokio's readiness on `EAGAIN`.
+            let fd = self.fd();
+            let probe = || {
+                let mut b = [0u8; 1];
+                match recv(fd, &mut b, MsgFlags::MSG_PEEK) {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(io::Error::from(e)),
+                }
+            };
+            let res = match &self.stream {
                 Stream::Tcp(s) => {
                     s.readable().await?;
-                    s.try_io(tokio::io::Interest::READABLE, || recv_append(fd, buf))
+                    s.try_io(tokio::io::Interest::READABLE, probe)
                 }
                 Stream::Unix(s) => {
                     s.readable().await?;
-                    s.try_io(tokio::io::Interest::READABLE, || recv_append(fd, buf))
+                    s.try_io(tokio::io::Interest::READABLE, probe)
                 }
             };
             match res {
-                Ok(n) => return Ok(n),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+                Ok(()) => {}
+                Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    async fn flush_tls_async(&self) -> io::Result<()> {
+        let Some(tls) = &self.tls else { return Ok(()) };
+        let fd = self.fd();
+        while tls.lock().unwrap_or_else(|e| e.into_inner()).wants_write() {
+            let res = match &self.stream {
+                Stream::Tcp(s) => {
+                    s.writable().await?;
+                    s.try_io(tokio::io::Interest::WRITABLE, || {
+                        tls.lock().unwrap_or_else(|e| e.into_inner()).flush(fd)
+                    })
+                }
+                Stream::Unix(s) => {
+                    s.writable().await?;
+                    s.try_io(tokio::io::Interest::WRITABLE, || {
+                        tls.lock().unwrap_or_else(|e| e.into_inner()).flush(fd)
+                    })
+                }
+            };
+            match res {
+                Ok(()) => {}
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Reads more bytes, blocking this thread (GIL released while waiting). `Ok(0)` is EOF.
@@ -149,8 +225,30 @@ impl Conn {
         loop {
             match self.raw_read() {
                 Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    waiter.wait(self.stream.as_fd(), PollFlags::POLLIN)?
+                Err(e) if would_block(&e) => {
+                    if self.tls_wants_write() {
+                        self.flush_tls_blocking(waiter)?;
+                    } else {
+                        waiter.wait(self.stream.as_fd(), PollFlags::POLLIN)?;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => waiter.check_signals()?,
+                Err(e) => return Err(IoStop::Io(e)),
+            }
+        }
+    }
+
+    fn flush_tls_blocking(&self, waiter: &Waiter) -> Result<(), IoStop> {
+        let Some(tls) = &self.tls else { return Ok(()) };
+        loop {
+            let res = tls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .flush(self.fd());
+            match res {
+                Ok(()) => return Ok(()),
+                Err(e) if would_block(&e) => {
+                    waiter.wait(self.stream.as_fd(), PollFlags::POLLOUT)?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => waiter.check_signals()?,
                 Err(e) => return Err(IoStop::Io(e)),
@@ -164,43 +262,73 @@ impl Conn {
         for b in bufs {
             let mut off = 0;
             while off < b.len() {
-                match send(fd.as_raw_fd(), &b[off..], MsgFlags::MSG_NOSIGNAL) {
+                let res = match &self.tls {
+                    None => send(fd.as_raw_fd(), &b[off..], MsgFlags::MSG_NOSIGNAL)
+                        .map_err(io::Error::from),
+                    Some(tls) => tls
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .write(fd.as_raw_fd(), &b[off..]),
+                };
+                match res {
                     Ok(n) => off += n,
-                    Err(Errno::EAGAIN) => waiter.wait(fd, PollFlags::POLLOUT)?,
-                    Err(Errno::EINTR) => waiter.check_signals()?,
-                    Err(e) => return Err(IoStop::Io(io::Error::from(e))),
+                    Err(e) if would_block(&e) => waiter.wait(fd, PollFlags::POLLOUT)?,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => waiter.check_signals()?,
+                    Err(e) => return Err(IoStop::Io(e)),
                 }
             }
         }
-        Ok(())
+        self.flush_tls_blocking(waiter)
     }
 
     /// Writes all of `data` asynchronously (error pages, `100 Continue` outside the app).
     pub async fn write_all(&self, data: &[u8]) -> io::Result<()> {
+        let fd = self.fd();
         let mut off = 0;
         while off < data.len() {
-            match &self.stream {
-                Stream::Tcp(s) => s.writable().await?,
-                Stream::Unix(s) => s.writable().await?,
-            }
-            let r = match &self.stream {
-                Stream::Tcp(s) => s.try_write(&data[off..]),
-                Stream::Unix(s) => s.try_write(&data[off..]),
+            let res = match &self.stream {
+                Stream::Tcp(s) => {
+                    s.writable().await?;
+                    s.try_io(tokio::io::Interest::WRITABLE, || {
+                        self.write_some(fd, &data[off..])
+                    })
+                }
+                Stream::Unix(s) => {
+                    s.writable().await?;
+                    s.try_io(tokio::io::Interest::WRITABLE, || {
+                        self.write_some(fd, &data[off..])
+                    })
+                }
             };
-            match r {
+            match res {
                 Ok(n) => off += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        self.flush_tls_async().await
+    }
+
+    fn write_some(&self, fd: RawFd, data: &[u8]) -> io::Result<usize> {
+        match &self.tls {
+            None => send(fd, data, MsgFlags::MSG_NOSIGNAL).map_err(io::Error::from),
+            Some(tls) => tls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write(fd, data),
+        }
     }
 
     /// gunicorn's graceful close: shut the write side, then read and discard what the client
     /// still sends (up to 64 KiB, for up to 2 s), so the close does not turn into an RST that
-    /// would destroy the response in flight.
+    /// would destroy the response in flight. TLS sends `close_notify` first.
     pub async fn close_graceful(mut self) {
-        let _ = shutdown(self.stream.as_fd().as_raw_fd(), Shutdown::Write);
+        if let Some(tls) = &self.tls {
+            tls.lock().unwrap_or_else(|e| e.into_inner()).close_notify();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.flush_tls_async())
+                .await;
+        }
+        let _ = shutdown(self.fd(), Shutdown::Write);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
         let mut drained = 0usize;
         while drained < 64 * 1024 {

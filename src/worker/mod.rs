@@ -8,6 +8,7 @@ pub mod conn;
 pub mod sendfile;
 mod serve;
 pub mod signals;
+pub mod tls;
 mod trust;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct WorkerContext {
     /// The hook objects, inherited from the master through the fork.
     pub server_obj: Py<PyAny>,
     pub worker_obj: Py<PyAny>,
+    /// The listeners' TLS configuration, loaded by the master.
+    pub tls: Option<tls::Tls>,
 }
 
 static HEARTBEAT: std::sync::OnceLock<Arc<Heartbeat>> = std::sync::OnceLock::new();
@@ -140,6 +143,7 @@ fn boot(py: Python<'_>, ctx: WorkerContext, worker_obj: &Py<PyAny>) -> i32 {
             max_requests: ctx.max_requests,
             ppid: ctx.ppid,
             worker_obj: worker_obj.clone_ref(py),
+            tls: ctx.tls,
         },
     );
     hooks::set_attr(py, worker_obj, "alive", false);

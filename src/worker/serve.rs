@@ -37,6 +37,7 @@ pub struct Setup {
     pub max_requests: u64,
     pub ppid: u32,
     pub worker_obj: Py<PyAny>,
+    pub tls: Option<super::tls::Tls>,
 }
 
 /// The exit code a signal handler asked for (`SystemExit(n)` outside app code).
@@ -57,6 +58,7 @@ struct Server {
     forwarded: AllowList,
     proxy_allow: AllowList,
     pool: Option<mpsc::SyncSender<Job>>,
+    tls: Option<super::tls::Tls>,
 }
 
 struct Job {
@@ -105,6 +107,7 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
     };
     let statics = match Statics::new(
         py,
+        setup.tls.is_some(),
         cfg.clone(),
         setup.app,
         gthread,
@@ -142,6 +145,7 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
         forwarded: AllowList::new(cfg.list("forwarded_allow_ips")),
         proxy_allow: AllowList::new(cfg.list("proxy_allow_ips")),
         pool: None,
+        tls: setup.tls.clone(),
     });
     let (srv, pool_threads) = start_pool(srv);
 
@@ -292,7 +296,18 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
         match accepted {
             Ok((stream, peer)) => {
                 srv.conns.fetch_add(1, Ordering::Relaxed);
-                let conn = Conn::new(stream, peer, info.clone());
+                let tls = match &srv.tls {
+                    None => None,
+                    Some(t) => match super::tls::TlsConn::new(t) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            observe::debug(&format!("Error processing SSL request. {e}"));
+                            srv.conns.fetch_sub(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                };
+                let conn = Conn::new(stream, peer, info.clone(), tls);
                 tokio::spawn(serve_conn(srv.clone(), conn));
             }
             Err(e) => {
@@ -401,7 +416,7 @@ fn peer_of(srv: &Server, conn: &Conn) -> Peer {
     Peer {
         trusted: srv.forwarded.allows(ip),
         proxy_allowed: srv.proxy_allow.allows(ip),
-        is_tls: false,
+        is_tls: conn.is_tls(),
         ip: ip.map(|i| i.to_string()),
     }
 }

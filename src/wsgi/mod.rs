@@ -51,6 +51,7 @@ pub struct Statics {
 impl Statics {
     pub fn new(
         py: Python<'_>,
+        tls: bool,
         cfg: Arc<Config>,
         app: Py<PyAny>,
         multithread: bool,
@@ -89,7 +90,8 @@ impl Statics {
             socket_class: py.import("socket")?.getattr("socket")?.unbind(),
             script_name,
             access,
-            sendfile: cfg.sendfile_enabled(),
+            // gunicorn never uses sendfile on TLS connections.
+            sendfile: cfg.sendfile_enabled() && !tls,
             parser,
             force_close: !cfg.is_gthread(),
             cfg,

@@ -1,0 +1,213 @@
+//! TLS for the listeners, with rustls: gunicorn's SSL settings (`certfile`, `keyfile`,
+//! `ca_certs`, `cert_reqs`, `suppress_ragged_eofs`) turned into a server configuration, and
+//! the record layer driven over the connection's raw descriptor (so the same code serves the
+//! async head reads and the blocking reads and writes made while the app runs).
+
+use std::io::{self, Read, Write};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, recv, send};
+use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::Config;
+
+/// The TLS side of the listeners, shared by every connection of a worker.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    pub config: Arc<ServerConfig>,
+    /// `suppress_ragged_eofs`: a TCP close without `close_notify` counts as a clean EOF.
+    pub suppress_ragged_eofs: bool,
+}
+
+fn exists(path: &str, what: &str) -> Result<(), String> {
+    if std::path::Path::new(path).exists() {
+        Ok(())
+    } else {
+        Err(format!("{what} \"{path}\" does not exist"))
+    }
+}
+
+/// Builds the TLS configuration when `certfile` or `keyfile` is set (gunicorn's `is_ssl`).
+/// Errors carry gunicorn's wording where it has one.
+pub fn from_config(cfg: &Config) -> Result<Option<Tls>, String> {
+    let (certfile, keyfile) = (cfg.str("certfile"), cfg.str("keyfile"));
+    if certfile.is_none() && keyfile.is_none() {
+        return Ok(None);
+    }
+    let certfile = certfile.ok_or("certfile is required when keyfile is set")?;
+    exists(certfile, "certfile")?;
+    let keyfile = keyfile.unwrap_or(certfile);
+    exists(keyfile, "keyfile")?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certfile)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("cannot read certfile \"{certfile}\": {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate found in certfile \"{certfile}\""));
+    }
+    let key = PrivateKeyDer::from_pem_file(keyfile)
+        .map_err(|e| format!("cannot read keyfile \"{keyfile}\": {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let cert_reqs = cfg.int("cert_reqs");
+    let builder = if cert_reqs > 0 {
+        let ca = cfg
+            .str("ca_certs")
+            .ok_or("cert_reqs asks for client certificates but ca_certs is not set")?;
+        exists(ca, "ca_certs")?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca)
+            .map_err(|e| format!("cannot read ca_certs \"{ca}\": {e}"))?
+        {
+            roots
+                .add(cert.map_err(|e| format!("cannot read ca_certs \"{ca}\": {e}"))?)
+                .map_err(|e| e.to_string())?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        // CERT_OPTIONAL (1) verifies a certificate the client sends but accepts none.
+        let verifier = if cert_reqs == 1 {
+            verifier.allow_unauthenticated()
+        } else {
+            verifier
+        };
+        builder.with_client_cert_verifier(verifier.build().map_err(|e| e.to_string())?)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certfile/keyfile: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Tls {
+        config: Arc::new(config),
+        suppress_ragged_eofs: cfg.bool("suppress_ragged_eofs"),
+    }))
+}
+
+/// Reads from the raw descriptor, `EAGAIN` as `WouldBlock`.
+struct FdIo(RawFd);
+
+impl Read for FdIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv(self.0, buf, MsgFlags::empty()).map_err(io::Error::from)
+    }
+}
+
+impl Write for FdIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send(self.0, buf, MsgFlags::MSG_NOSIGNAL).map_err(io::Error::from)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One connection's TLS state.
+pub struct TlsConn {
+    conn: rustls::ServerConnection,
+    ragged_ok: bool,
+    eof: bool,
+}
+
+impl std::fmt::Debug for TlsConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsConn")
+    }
+}
+
+impl TlsConn {
+    pub fn new(tls: &Tls) -> io::Result<TlsConn> {
+        let conn = rustls::ServerConnection::new(tls.config.clone()).map_err(io::Error::other)?;
+        Ok(TlsConn {
+            conn,
+            ragged_ok: tls.suppress_ragged_eofs,
+            eof: false,
+        })
+    }
+
+    /// Whether encrypted bytes wait to be written (handshake replies, records).
+    pub fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// Writes pending encrypted bytes; `WouldBlock` when the socket is full.
+    pub fn flush(&mut self, fd: RawFd) -> io::Result<()> {
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut FdIo(fd))?;
+        }
+        Ok(())
+    }
+
+    /// Appends decrypted bytes to `out`. `Ok(0)` is EOF; `WouldBlock` means wait for the socket
+    /// (readable, or writable when [`TlsConn::wants_write`]).
+    pub fn read(&mut self, fd: RawFd, out: &mut Vec<u8>) -> io::Result<usize> {
+        loop {
+            let mut chunk = [0u8; 16 * 1024];
+            match self.conn.reader().read(&mut chunk) {
+                Ok(n) => {
+                    out.extend_from_slice(&chunk[..n]);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.ragged_ok => {
+                    return Ok(0);
+                }
+                Err(e) => return Err(e),
+            }
+            if self.eof {
+                return Ok(0);
+            }
+            // Handshake replies must go out before the peer sends more.
+            match self.flush(fd) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+                Err(e) => return Err(e),
+            }
+            match self.conn.read_tls(&mut FdIo(fd)) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                // Send the alert, best effort.
+                let _ = self.flush(fd);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+
+    /// Encrypts `data` into records, flushing when rustls' buffer is full. `WouldBlock` from
+    /// the socket is returned with `data[..written]` consumed.
+    pub fn write(&mut self, fd: RawFd, data: &[u8]) -> io::Result<usize> {
+        let mut written = 0;
+        while written < data.len() {
+            let n = self.conn.writer().write(&data[written..])?;
+            written += n;
+            if n == 0 || self.conn.wants_write() {
+                if let Err(e) = self.flush(fd) {
+                    if e.kind() == io::ErrorKind::WouldBlock && written > 0 {
+                        return Ok(written);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// Queues `close_notify`.
+    pub fn close_notify(&mut self) {
+        self.conn.send_close_notify();
+    }
+}
+
+/// Maps `EAGAIN` from nix into `WouldBlock` for callers that match on kinds.
+pub fn is_would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(Errno::EAGAIN as i32)
+}
