@@ -189,13 +189,13 @@ impl TlsConn {
         while written < data.len() {
             let n = self.conn.writer().write(&data[written..])?;
             written += n;
-            if n == 0 || self.conn.wants_write() {
-                if let Err(e) = self.flush(fd) {
-                    if e.kind() == io::ErrorKind::WouldBlock && written > 0 {
-                        return Ok(written);
-                    }
-                    return Err(e);
+            if (n == 0 || self.conn.wants_write())
+                && let Err(e) = self.flush(fd)
+            {
+                if e.kind() == io::ErrorKind::WouldBlock && written > 0 {
+                    return Ok(written);
                 }
+                return Err(e);
             }
         }
         Ok(written)

@@ -1,0 +1,85 @@
+"""TLS (rustls) with gunicorn's SSL settings: https serving, wsgi.url_scheme, client certificates
+required by cert_reqs, and startup errors for missing files. Certificates are made by the test
+with the openssl command line tool."""
+
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+from support import RGUN, Server
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("certs")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem",
+             "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", cwd=d)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+             "-subj", "/CN=rgun-test-ca", cwd=d)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
+             "-subj", "/CN=client", cwd=d)
+    (d / "ext.cnf").write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n")
+    _openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "client.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
+    return d
+
+
+def _get(port, certs, path="/", client_cert=False):
+    ctx = ssl.create_default_context(cafile=str(certs / "cert.pem"))
+    if client_cert:
+        ctx.load_cert_chain(str(certs / "client.pem"), str(certs / "client.key"))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % path.encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), body
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_https_serves_with_https_scheme(tmp_path, certs, worker):
+    srv = Server(["-k", worker, "--certfile", str(certs / "cert.pem"), "--keyfile", str(certs / "key.pem"),
+                  "wsgiapps:app"], tmpdir=tmp_path, exe=RGUN).start()
+    try:
+        assert srv.listen_url.startswith("https://127.0.0.1:")
+        head, body = _get(srv.port, certs, "/environ")
+        assert head.startswith("HTTP/1.1 200"), head
+        env = json.loads(body)
+        assert env["wsgi.url_scheme"] == "https"
+    finally:
+        srv.stop()
+
+
+def test_client_certificate_required(tmp_path, certs):
+    srv = Server(["--certfile", str(certs / "cert.pem"), "--keyfile", str(certs / "key.pem"),
+                  "--ca-certs", str(certs / "ca.pem"), "--cert-reqs", "2", "wsgiapps:app"],
+                 tmpdir=tmp_path, exe=RGUN).start()
+    try:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            _get(srv.port, certs, "/")
+        head, _ = _get(srv.port, certs, "/hello", client_cert=True)
+        assert head.startswith("HTTP/1.1 200"), head
+    finally:
+        srv.stop()
+
+
+def test_missing_certfile_is_a_startup_error(tmp_path):
+    srv = Server(["--certfile", str(tmp_path / "nope.pem"), "wsgiapps:app"], tmpdir=tmp_path, exe=RGUN)
+    srv.start(wait=False)
+    assert srv.wait_exit(10) == 1
+    assert 'certfile "%s" does not exist' % (tmp_path / "nope.pem") in srv.stderr()
