@@ -7,7 +7,7 @@ import time
 
 from . import check as checkmod
 from . import loadgen, procs, servers
-from .scenarios import GROUPS
+from .scenarios import GROUPS, QUICK_SKIP
 
 THREADED = {"rgun-gt1": "rgun-gthread", "rgun-gt4": "rgun-gthread", "gunicorn-gthread": "gunicorn-gthread",
             "uwsgi": "uwsgi-threads"}
@@ -81,13 +81,13 @@ class Runner:
             procs.stop(p, port)
             raise RuntimeError(f"{server} not ready after 30 s: {err}")
         ready = time.time() - t0
-        # let every worker boot: wait until the process count is stable for 1 s (at most 8 s)
+        # let every worker boot: wait until the process count is stable for 0.5 s (at most 8 s)
         n, since, t1 = -1, time.time(), time.time()
         while time.time() - t1 < 8:
             k = len(procs.tree(p.pid))
             if k != n:
                 n, since = k, time.time()
-            elif time.time() - since >= 1:
+            elif time.time() - since >= 0.5:
                 break
             time.sleep(0.2)
         return p, ready, " ".join(argv)
@@ -207,7 +207,7 @@ class Runner:
                     self.emit(rec)
                     self.say(f"  r{rnd} {sc.key:22} {lab:18} CHECK FAILED: {err}")
                     continue
-                time.sleep(0.3)
+                time.sleep(0.2)
                 res = self.measure(p, server, group, sc, rec)
                 rec.update(res)
                 if sc.key == "S2-hello-ka" and res.get("rps"):
@@ -247,6 +247,7 @@ class Runner:
                     if time.time() > self.deadline:
                         self.say("  run deadline reached: skipping the rest")
                         return
-                    scs = [s for s in scs_all if not s.servers or server in s.servers]
+                    scs = [s for s in scs_all if (not s.servers or server in s.servers)
+                           and not (self.o.quick and not self.o.servers and (s.key, server) in QUICK_SKIP)]
                     if scs:
                         self.run_start(rnd, group, server, scs)

@@ -129,6 +129,10 @@ QUICK_GROUP_SERVERS = {  # trims quick mode to about 2 minutes
     "misc": ("gunicorn-sync", "rgun-gt1", "granian"),
 }
 
+# quick mode only measures what issue 6's targets need from each rgun configuration
+QUICK_SKIP = {("S3-hello-close", "rgun-gt1"), ("S3-hello-close", "rgun-gt4"), ("S2-hello-ka", "rgun-sync"),
+              ("S4-flask-ka", "rgun-sync"), ("S4-flask-close", "rgun-gt1")}
+
 S11_NOTE = "S11 (memory) is measured in every server start: PSS after warm-up and after the load."
 
 
