@@ -35,7 +35,7 @@ def parse(argv):
                     "above which a window is flagged noisy (default 15)")
     ap.add_argument("--rate-tool", choices=("auto", "oha", "fixed-rate"), default="auto",
                     help="S10 client: oha -q if installed (auto), else bench's own fixed-rate client")
-    ap.add_argument("--max-minutes", type=float, help="hard bound on the whole run (default 60; quick 6)")
+    ap.add_argument("--max-minutes", type=float, help="hard bound on the whole run (default 80; quick 6)")
     ap.add_argument("--out", help="output directory (default bench/out/<timestamp>)")
     ap.add_argument("--report", help="only render the report of an existing results.jsonl")
     ap.add_argument("--list", action="store_true")
@@ -45,7 +45,7 @@ def parse(argv):
     o.duration = o.duration or (3 if q else 10)
     o.short_duration = o.short_duration or (3 if q else 5)
     o.warmup = o.warmup if o.warmup is not None else (1 if q else 3)
-    o.max_minutes = o.max_minutes or (6 if q else 60)
+    o.max_minutes = o.max_minutes or (6 if q else 80)
     return o
 
 
