@@ -8,7 +8,7 @@
 //! * Side tasks: the signal wakeup pipe, the heartbeat, the parent watch.
 
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,7 +52,6 @@ struct Server {
     slots: Semaphore,
     conns: AtomicUsize,
     conn_closed: Notify,
-    nr: AtomicU64,
     max_requests: u64,
     wakeup: BorrowedFd<'static>,
     forwarded: AllowList,
@@ -65,6 +64,7 @@ struct Job {
     conn: Conn,
     head: RequestHead,
     force_close: bool,
+    nr: u64,
     reply: oneshot::Sender<After>,
 }
 
@@ -139,7 +139,6 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
         slots: Semaphore::new(threads),
         conns: AtomicUsize::new(0),
         conn_closed: Notify::new(),
-        nr: AtomicU64::new(0),
         max_requests: setup.max_requests,
         wakeup: wakeup.read.as_fd(),
         forwarded: AllowList::new(cfg.list("forwarded_allow_ips")),
@@ -237,8 +236,15 @@ fn start_pool(srv: Arc<Server>) -> (Arc<Server>, Vec<std::thread::JoinHandle<()>
                             wakeup: None,
                             deadline: None,
                         };
-                        let after =
-                            wsgi::handle(py, &srv.st, job.conn, job.head, waiter, job.force_close);
+                        let after = wsgi::handle(
+                            py,
+                            &srv.st,
+                            job.conn,
+                            job.head,
+                            waiter,
+                            job.force_close,
+                            job.nr,
+                        );
                         let _ = job.reply.send(after);
                     }
                 });
@@ -364,8 +370,7 @@ async fn serve_conn(srv: Arc<Server>, mut conn: Conn) {
         if signals::quick() {
             return;
         }
-        let nr = srv.nr.fetch_add(1, Ordering::Relaxed) + 1;
-        srv.st.nr_hint.store(nr, Ordering::Relaxed);
+        let nr = srv.st.nr.fetch_add(1, Ordering::Relaxed) + 1;
         if nr >= srv.max_requests && signals::alive() {
             observe::info("Autorestarting worker after current request.");
             signals::stop(false);
@@ -378,6 +383,7 @@ async fn serve_conn(srv: Arc<Server>, mut conn: Conn) {
                     conn,
                     head,
                     force_close,
+                    nr,
                     reply,
                 };
                 // At most `threads` jobs exist at once (the slots) and the channel holds more,
@@ -395,7 +401,7 @@ async fn serve_conn(srv: Arc<Server>, mut conn: Conn) {
                     wakeup: Some(srv.wakeup),
                     deadline: None,
                 };
-                wsgi::handle(py, &srv.st, conn, head, waiter, force_close)
+                wsgi::handle(py, &srv.st, conn, head, waiter, force_close, nr)
             }),
         };
         drop(permit);

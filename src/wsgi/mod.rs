@@ -44,8 +44,9 @@ pub struct Statics {
     pub worker_obj: Py<PyAny>,
     request_class: Py<PyAny>,
     response_class: Py<PyAny>,
-    /// Requests handled by this worker (`worker.nr`), counted by the serving loop.
-    pub nr_hint: std::sync::atomic::AtomicU64,
+    /// Requests handled by this worker (`worker.nr`), counted by the serving loop; a request
+    /// that fails before its environ is built is not counted (as in gunicorn).
+    pub nr: std::sync::atomic::AtomicU64,
 }
 
 impl Statics {
@@ -98,7 +99,7 @@ impl Statics {
             worker_obj,
             request_class: py.import("rgun._objects")?.getattr("Request")?.unbind(),
             response_class: py.import("rgun._objects")?.getattr("Response")?.unbind(),
-            nr_hint: std::sync::atomic::AtomicU64::new(0),
+            nr: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }
@@ -121,9 +122,9 @@ pub fn handle(
     head: RequestHead,
     waiter: Waiter,
     force_close: bool,
+    nr: u64,
 ) -> After {
     let hooked = st.cfg.object("pre_request").is_some() || st.cfg.object("post_request").is_some();
-    let nr = st.nr_hint.load(std::sync::atomic::Ordering::Relaxed);
     let req_obj = if hooked {
         // gunicorn counts the request after pre_request has run.
         crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr.saturating_sub(1));
@@ -173,6 +174,11 @@ pub fn handle(
     match environ::fill(py, &environ, &head, &conn, &st.script_name) {
         Ok(Ok(())) => {}
         Ok(Err(problem)) => {
+            // The request is not counted: gunicorn fails before `nr += 1`.
+            st.nr.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            if hooked {
+                crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr.saturating_sub(1));
+            }
             observe::warning(&format!(
                 "Invalid request from ip={}: {}",
                 peer_ip(&conn),

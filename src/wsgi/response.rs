@@ -117,6 +117,20 @@ impl ResponseState {
         status: String,
         headers: Vec<(String, String)>,
     ) -> Result<(), HeaderError> {
+        self.set_status(status)?;
+        for (name, value) in headers {
+            if !is_token(&name) {
+                return Err(HeaderError::Name(name));
+            }
+            self.add_header(name, value)?;
+        }
+        self.end_headers();
+        Ok(())
+    }
+
+    /// Validates and records the status (it stays set even if a header is then refused, as in
+    /// gunicorn).
+    pub fn set_status(&mut self, status: String) -> Result<(), HeaderError> {
         if !status_re().is_match(&encode_for_check(&status)) {
             return Err(HeaderError::Status(status));
         }
@@ -125,42 +139,47 @@ impl ResponseState {
             .next()
             .and_then(|c| c.parse().ok());
         self.status = Some(status);
-        for (name, value) in headers {
-            if !is_token(&name) {
-                return Err(HeaderError::Name(name));
-            }
-            if !is_header_value(&value) {
-                return Err(HeaderError::Value(name));
-            }
-            let value = value.trim_matches([' ', '\t']).to_string();
-            let lname = name.to_ascii_lowercase();
-            if lname == "content-length" {
-                let n: i128 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| HeaderError::Length(value.clone()))?;
-                self.response_length = Some(u64::try_from(n).unwrap_or(0));
-            } else if is_hop_by_hop(&lname) {
-                if lname == "connection" && value.eq_ignore_ascii_case("upgrade") {
-                    self.upgrade = true;
-                } else if lname == "upgrade" && value.eq_ignore_ascii_case("websocket") {
-                    self.headers.push((name, value));
-                }
-                continue;
-            }
-            self.headers.push((name, value));
+        Ok(())
+    }
+
+    /// Records one app header (its name already checked to be a token): value validation,
+    /// Content-Length, the hop-by-hop filter.
+    pub fn add_header(&mut self, name: String, value: String) -> Result<(), HeaderError> {
+        if !is_header_value(&value) {
+            return Err(HeaderError::Value(name));
         }
+        let value = value.trim_matches([' ', '\t']).to_string();
+        let lname = name.to_ascii_lowercase();
+        if lname == "content-length" {
+            let n: i128 = value
+                .trim()
+                .parse()
+                .map_err(|_| HeaderError::Length(value.clone()))?;
+            self.response_length = Some(u64::try_from(n).unwrap_or(0));
+        } else if is_hop_by_hop(&lname) {
+            if lname == "connection" && value.eq_ignore_ascii_case("upgrade") {
+                self.upgrade = true;
+            } else if lname == "upgrade" && value.eq_ignore_ascii_case("websocket") {
+                self.headers.push((name, value));
+            }
+            return Ok(());
+        }
+        self.headers.push((name, value));
+        Ok(())
+    }
+
+    /// After the headers: the no-body rules and the framing decision.
+    pub fn end_headers(&mut self) {
         let code = self.status_code;
-        self.omits_body = self.method == "HEAD"
-            || matches!(code, Some(204 | 304))
-            || code.is_some_and(|c| (100..200).contains(&c));
-        if self.omits_body && (code == Some(204) || code.is_some_and(|c| (100..200).contains(&c))) {
+        let informational_or_204 =
+            code == Some(204) || code.is_some_and(|c| (100..200).contains(&c));
+        self.omits_body = self.method == "HEAD" || code == Some(304) || informational_or_204;
+        if self.omits_body && informational_or_204 {
             self.headers
                 .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
             self.response_length = None;
         }
         self.chunked = self.response_length.is_none() && self.version > (1, 0) && !self.omits_body;
-        Ok(())
     }
 
     /// gunicorn's `Response.should_close`.

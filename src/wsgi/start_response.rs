@@ -52,6 +52,29 @@ fn header_error(py: Python<'_>, class: &str, quoted: String) -> PyErr {
     make().unwrap_or_else(|e| e)
 }
 
+fn py_repr(py: Python<'_>, s: &str) -> String {
+    pyo3::types::PyString::new(py, s)
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| s.to_string())
+}
+
+/// The exception gunicorn raises for each kind of bad `start_response` argument.
+fn header_error_to_py(py: Python<'_>, e: HeaderError) -> PyErr {
+    match e {
+        HeaderError::Status(s) => {
+            pyo3::exceptions::PyValueError::new_err(format!("Invalid status {}", py_repr(py, &s)))
+        }
+        HeaderError::Name(n) => header_error(py, "InvalidResponseHeaderName", py_repr(py, &n)),
+        HeaderError::Value(n) => header_error(py, "InvalidResponseHeader", py_repr(py, &n)),
+        HeaderError::Type(t) => PyTypeError::new_err(t),
+        HeaderError::Length(v) => pyo3::exceptions::PyValueError::new_err(format!(
+            "invalid literal for int() with base 10: {}",
+            py_repr(py, &v)
+        )),
+    }
+}
+
 #[pymethods]
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
@@ -86,10 +109,10 @@ impl StartResponse {
                 repr(status)
             )));
         };
-        let mut list = Vec::new();
+        let to_py = |e: HeaderError| header_error_to_py(py, e);
+        ex.resp.set_status(status).map_err(to_py)?;
         for item in headers.try_iter()? {
-            let item = item?;
-            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
             if !name.is_instance_of::<pyo3::types::PyString>() {
                 return Err(PyTypeError::new_err(format!(
                     "{} is not a string",
@@ -106,37 +129,11 @@ impl StartResponse {
                     repr(&value)
                 )));
             }
-            list.push((name_s, value.extract::<String>()?));
+            ex.resp
+                .add_header(name_s, value.extract::<String>()?)
+                .map_err(to_py)?;
         }
-        ex.resp.start(status, list).map_err(|e| match e {
-            HeaderError::Status(s) => pyo3::exceptions::PyValueError::new_err(format!(
-                "Invalid status {}",
-                pyo3::types::PyString::new(py, &s)
-                    .repr()
-                    .map(|r| r.to_string())
-                    .unwrap_or(s)
-            )),
-            HeaderError::Name(n) => header_error(
-                py,
-                "InvalidResponseHeaderName",
-                pyo3::types::PyString::new(py, &n)
-                    .repr()
-                    .map(|r| r.to_string())
-                    .unwrap_or(n),
-            ),
-            HeaderError::Value(n) => header_error(
-                py,
-                "InvalidResponseHeader",
-                pyo3::types::PyString::new(py, &n)
-                    .repr()
-                    .map(|r| r.to_string())
-                    .unwrap_or(n),
-            ),
-            HeaderError::Type(t) => PyTypeError::new_err(t),
-            HeaderError::Length(v) => pyo3::exceptions::PyValueError::new_err(format!(
-                "invalid literal for int() with base 10: '{v}'"
-            )),
-        })?;
+        ex.resp.end_headers();
         Ok(Write {
             ex: self.ex.clone(),
         })
