@@ -12,7 +12,6 @@ from urllib.parse import unquote_to_bytes
 from gunicorn.config import Config
 from gunicorn.http.parser import RequestParser
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 BROWSER = (
     b"GET /search?q=rust+http+parser&source=hp&ei=abc123 HTTP/1.1\r\n"
