@@ -233,7 +233,8 @@ def test_refused_setting(workdir):
 def test_refused_worker_class(workdir):
     code, _, err = run(RGUN, ["-k", "gevent", "app:app"], workdir)
     assert code == 1
-    assert err == "\nError: worker class 'gevent' is not supported by rgun yet\n"
+    # Printed like gunicorn prints a RuntimeError from building the arbiter: "\nError: %s\n".
+    assert err == "\nError: worker class 'gevent' is not supported by rgun yet\n\n"
 
 
 def test_version(workdir):
