@@ -16,6 +16,7 @@ use std::time::Instant;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, Shutdown, recv, send, shutdown};
 
+use super::readbuf::ReadBuf;
 use super::tls::TlsConn;
 use crate::unix::listeners::Family;
 
@@ -65,8 +66,9 @@ impl From<io::Error> for IoStop {
 pub struct Conn {
     pub stream: Stream,
     /// Bytes read but not yet parsed; `buf[pos..]` is live.
-    pub buf: Vec<u8>,
-    pub pos: usize,
+    buf: ReadBuf,
+    /// The most bytes one read takes.
+    read_cap: usize,
     pub peer: Option<SocketAddr>,
     pub listener: Arc<ListenerInfo>,
     /// Requests served on this connection so far.
@@ -77,6 +79,10 @@ pub struct Conn {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// How much one read takes while a request head is being read (gunicorn's 8 KiB).
+pub const HEAD_READ: usize = 8192;
+/// How much one read takes for bodies (gunicorn 27 reads large bodies in big steps).
+pub const BODY_READ: usize = 1024 * 1024;
 
 fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
@@ -91,8 +97,8 @@ impl Conn {
     ) -> Conn {
         Conn {
             stream,
-            buf: Vec::with_capacity(4096),
-            pos: 0,
+            buf: ReadBuf::with_capacity(8192),
+            read_cap: HEAD_READ,
             peer,
             listener,
             requests: 0,
@@ -111,39 +117,37 @@ impl Conn {
 
     /// The unparsed bytes.
     pub fn pending(&self) -> &[u8] {
-        &self.buf[self.pos..]
+        self.buf.pending()
     }
 
     /// Marks `n` pending bytes as used.
     pub fn consume(&mut self, n: usize) {
-        self.pos += n;
-        if self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        }
+        self.buf.consume(n);
     }
 
-    fn make_room(&mut self) {
-        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-            self.buf.reserve(READ_CHUNK);
-        }
-    }
-
-    /// One read into the buffer, without waiting. `WouldBlock` when nothing is ready.
+    /// One read into the buffer, without waiting. `WouldBlock` when nothing is ready. Reads
+    /// at most `read_cap` bytes (gunicorn reads request heads 8 KiB at a time, and some of its
+    /// verdicts depend on that).
     fn raw_read(&mut self) -> io::Result<usize> {
-        self.make_room();
         let fd = self.fd();
+        let cap = self.read_cap;
         match &self.tls {
-            None => recv_append(fd, &mut self.buf),
+            None => {
+                let spare = self.buf.spare(cap.min(READ_CHUNK), cap);
+                let n = recv(fd, spare, MsgFlags::empty()).map_err(io::Error::from)?;
+                self.buf.filled(n);
+                Ok(n)
+            }
             Some(tls) => tls
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .read(fd, &mut self.buf),
+                .read(fd, &mut self.buf, cap),
         }
+    }
+
+    /// Sets the most bytes one read may take (8 KiB while reading a head, more for bodies).
+    pub fn set_read_cap(&mut self, cap: usize) {
+        self.read_cap = cap;
     }
 
     fn tls_wants_write(&self) -> bool {
@@ -333,28 +337,10 @@ impl Conn {
         let mut drained = 0usize;
         while drained < 64 * 1024 {
             self.buf.clear();
-            self.pos = 0;
             match tokio::time::timeout_at(deadline, self.read_more()).await {
                 Ok(Ok(n)) if n > 0 => drained += n,
                 _ => break,
             }
-        }
-    }
-}
-
-/// Appends what one `recv` returns to `buf` (up to 1 MiB at a time, as gunicorn 27 reads).
-fn recv_append(fd: std::os::fd::RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let len = buf.len();
-    let want = (buf.capacity() - len).clamp(READ_CHUNK, 1024 * 1024);
-    buf.resize(len + want, 0);
-    match recv(fd, &mut buf[len..], MsgFlags::empty()) {
-        Ok(n) => {
-            buf.truncate(len + n);
-            Ok(n)
-        }
-        Err(e) => {
-            buf.truncate(len);
-            Err(io::Error::from(e))
         }
     }
 }

@@ -5,6 +5,7 @@
 //! returns to Python for exit.
 
 pub mod conn;
+mod readbuf;
 pub mod sendfile;
 mod serve;
 pub mod signals;

@@ -431,10 +431,16 @@ async fn read_head(srv: &Server, conn: &mut Conn, first: bool) -> HeadRead {
     let peer = peer_of(srv, conn);
     // Incremental: a head that arrives a byte at a time costs linear time.
     let mut parser = HeadParser::new();
+    conn.set_read_cap(super::conn::HEAD_READ);
     loop {
         match parser.parse(conn.pending(), &srv.st.parser, &peer, first) {
             Ok(Status::Complete((head, used))) => {
                 conn.consume(used);
+                // gunicorn reads large length-delimited bodies in big steps, but chunked bodies
+                // 8 KiB at a time, and its chunk-size line limit depends on those steps.
+                if head.body != rgun_h1::BodyFraming::Chunked {
+                    conn.set_read_cap(super::conn::BODY_READ);
+                }
                 return HeadRead::Head(Box::new(head));
             }
             Ok(Status::Partial) => {}

@@ -14,6 +14,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::readbuf::ReadBuf;
 use crate::config::Config;
 
 /// The TLS side of the listeners, shared by every connection of a worker.
@@ -146,12 +147,12 @@ impl TlsConn {
 
     /// Appends decrypted bytes to `out`. `Ok(0)` is EOF; `WouldBlock` means wait for the socket
     /// (readable, or writable when [`TlsConn::wants_write`]).
-    pub fn read(&mut self, fd: RawFd, out: &mut Vec<u8>) -> io::Result<usize> {
+    pub fn read(&mut self, fd: RawFd, out: &mut ReadBuf, cap: usize) -> io::Result<usize> {
         loop {
-            let mut chunk = [0u8; 16 * 1024];
-            match self.conn.reader().read(&mut chunk) {
+            let spare = out.spare(cap.min(16 * 1024), cap);
+            match self.conn.reader().read(spare) {
                 Ok(n) => {
-                    out.extend_from_slice(&chunk[..n]);
+                    out.filled(n);
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
