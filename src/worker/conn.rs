@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{MsgFlags, Shutdown, recv, send, shutdown};
+use nix::sys::socket::{MsgFlags, Shutdown, recv, send, sendmsg, shutdown};
 
 use super::readbuf::ReadBuf;
 use super::tls::TlsConn;
@@ -130,19 +130,7 @@ impl Conn {
     /// verdicts depend on that).
     fn raw_read(&mut self) -> io::Result<usize> {
         let fd = self.fd();
-        let cap = self.read_cap;
-        match &self.tls {
-            None => {
-                let spare = self.buf.spare(cap.min(READ_CHUNK), cap);
-                let n = recv(fd, spare, MsgFlags::empty()).map_err(io::Error::from)?;
-                self.buf.filled(n);
-                Ok(n)
-            }
-            Some(tls) => tls
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .read(fd, &mut self.buf, cap),
-        }
+        read_into(fd, &self.tls, &mut self.buf, self.read_cap)
     }
 
     /// Sets the most bytes one read may take (8 KiB while reading a head, more for bodies).
@@ -159,38 +147,40 @@ impl Conn {
     /// Reads more bytes into the buffer, waiting asynchronously. `Ok(0)` is EOF.
     pub async fn read_more(&mut self) -> io::Result<usize> {
         loop {
-            // Try first: TLS may hold decrypted bytes already, and a stale readiness only
-            // costs one `EAGAIN`.
-            match self.raw_read() {
-                Ok(n) => return Ok(n),
-                Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-            if self.tls_wants_write() {
-                self.flush_tls_async().await?;
-                continue;
-            }
-            // Wait for readability; `try_io` clears tokio's readiness on `EAGAIN`.
-            let fd = self.fd();
-            let probe = || {
-                let mut b = [0u8; 1];
-                match recv(fd, &mut b, MsgFlags::MSG_PEEK) {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(io::Error::from(e)),
+            if self.tls.is_some() {
+                // TLS may hold decrypted bytes already, or owe the peer handshake bytes.
+                match self.raw_read() {
+                    Ok(n) => return Ok(n),
+                    Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
                 }
-            };
-            let res = match &self.stream {
+                if self.tls_wants_write() {
+                    self.flush_tls_async().await?;
+                    continue;
+                }
+            }
+            let fd = self.fd();
+            let Conn {
+                stream,
+                buf,
+                tls,
+                read_cap,
+                ..
+            } = self;
+            let mut read = || read_into(fd, tls, buf, *read_cap);
+            // `try_io` clears tokio's readiness when the read says `EAGAIN`.
+            let res = match stream {
                 Stream::Tcp(s) => {
                     s.readable().await?;
-                    s.try_io(tokio::io::Interest::READABLE, probe)
+                    s.try_io(tokio::io::Interest::READABLE, &mut read)
                 }
                 Stream::Unix(s) => {
                     s.readable().await?;
-                    s.try_io(tokio::io::Interest::READABLE, probe)
+                    s.try_io(tokio::io::Interest::READABLE, &mut read)
                 }
             };
             match res {
-                Ok(()) => {}
+                Ok(n) => return Ok(n),
                 Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -263,26 +253,50 @@ impl Conn {
     /// Writes all of `bufs`, blocking this thread (GIL released while waiting).
     pub fn write_all_blocking(&self, bufs: &[&[u8]], waiter: &Waiter) -> Result<(), IoStop> {
         let fd = self.stream.as_fd();
-        for b in bufs {
-            let mut off = 0;
-            while off < b.len() {
-                let res = match &self.tls {
-                    None => send(fd.as_raw_fd(), &b[off..], MsgFlags::MSG_NOSIGNAL)
-                        .map_err(io::Error::from),
-                    Some(tls) => tls
+        if let Some(tls) = &self.tls {
+            for b in bufs {
+                let mut off = 0;
+                while off < b.len() {
+                    match tls
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .write(fd.as_raw_fd(), &b[off..]),
-                };
-                match res {
-                    Ok(n) => off += n,
-                    Err(e) if would_block(&e) => waiter.wait(fd, PollFlags::POLLOUT)?,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => waiter.check_signals()?,
-                    Err(e) => return Err(IoStop::Io(e)),
+                        .write(fd.as_raw_fd(), &b[off..])
+                    {
+                        Ok(n) => off += n,
+                        Err(e) if would_block(&e) => waiter.wait(fd, PollFlags::POLLOUT)?,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                            waiter.check_signals()?
+                        }
+                        Err(e) => return Err(IoStop::Io(e)),
+                    }
                 }
             }
+            return self.flush_tls_blocking(waiter);
         }
-        self.flush_tls_blocking(waiter)
+        // One `sendmsg` for all the pieces (status line and headers, chunk framing, body):
+        // one syscall and, for small responses, one TCP segment.
+        let mut bufs: Vec<&[u8]> = bufs.iter().copied().filter(|b| !b.is_empty()).collect();
+        while !bufs.is_empty() {
+            let iov: Vec<std::io::IoSlice<'_>> =
+                bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
+            match sendmsg::<()>(fd.as_raw_fd(), &iov, &[], MsgFlags::MSG_NOSIGNAL, None) {
+                Ok(mut n) => {
+                    while n > 0 {
+                        if n >= bufs[0].len() {
+                            n -= bufs[0].len();
+                            bufs.remove(0);
+                        } else {
+                            bufs[0] = &bufs[0][n..];
+                            n = 0;
+                        }
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => waiter.wait(fd, PollFlags::POLLOUT)?,
+                Err(nix::errno::Errno::EINTR) => waiter.check_signals()?,
+                Err(e) => return Err(IoStop::Io(io::Error::from(e))),
+            }
+        }
+        Ok(())
     }
 
     /// Writes all of `data` asynchronously (error pages, `100 Continue` outside the app).
@@ -342,6 +356,28 @@ impl Conn {
                 _ => break,
             }
         }
+    }
+}
+
+/// One read from the socket (through TLS when there is a session) into `buf`, at most `cap`
+/// bytes. `WouldBlock` when nothing is ready.
+fn read_into(
+    fd: RawFd,
+    tls: &Option<Mutex<TlsConn>>,
+    buf: &mut ReadBuf,
+    cap: usize,
+) -> io::Result<usize> {
+    match tls {
+        None => {
+            let spare = buf.spare(cap.min(READ_CHUNK), cap);
+            let n = recv(fd, spare, MsgFlags::empty()).map_err(io::Error::from)?;
+            buf.filled(n);
+            Ok(n)
+        }
+        Some(tls) => tls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .read(fd, buf, cap),
     }
 }
 
