@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod hooks;
+pub mod logging;
 pub mod signals;
 
 use pyo3::prelude::*;
