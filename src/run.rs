@@ -21,7 +21,31 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
     if cfg.bool("print_config") || cfg.bool("check_config") {
         return check(py, &cfg);
     }
-    // gunicorn: pythonpath, then the Arbiter's setup (logger, config dump, raw_env).
+    // gunicorn's `Application.run`: the tracer, then daemonizing, then pythonpath.
+    if cfg.bool("spew")
+        && let Err(e) = python::install_spew(py)
+    {
+        eprintln!("{}", python::format_traceback(py, &e).trim_end());
+        return 1;
+    }
+    if cfg.bool("daemon") {
+        if std::env::var("NOTIFY_SOCKET").is_ok_and(|v| !v.is_empty()) {
+            eprintln!(
+                "Warning: you shouldn't specify `daemon = True` when launching by systemd with `Type = notify`"
+            );
+        }
+        python::flush_std_streams(py);
+        let daemonize = || -> PyResult<()> {
+            py.import("rgun._process")?
+                .call_method1("daemonize", (cfg.bool("enable_stdio_inheritance"),))?;
+            Ok(())
+        };
+        if let Err(e) = daemonize() {
+            eprintln!("{}", python::format_traceback(py, &e).trim_end());
+            return 1;
+        }
+    }
+    // Then the Arbiter's setup: logger, config dump, raw_env.
     if let Err(e) = prepend_pythonpath(py, &cfg) {
         eprintln!("\nError: {}\n", python::exc_str(py, &e));
         return 1;

@@ -109,6 +109,7 @@ impl Arbiter {
             Ok(()) => {}
             Err(h) => return Outcome::Exit(self.halt(py, h)),
         }
+        python::set_proc_title(py, &format!("master [{}]", self.proc_name()));
         match self.manage_workers(py) {
             Ok(None) => {}
             Ok(Some(ctx)) => return Outcome::Worker(ctx),
@@ -158,14 +159,13 @@ Error: {msg}
                 }
             }
         }
-        let backlog = i32::try_from(self.cfg.int("backlog")).unwrap_or(2048);
-        let umask = u32::try_from(self.cfg.int("umask")).unwrap_or(0);
-        self.listeners = py
-            .detach(|| listeners::bind_all(&addrs, backlog, umask))
-            .map_err(|msg| {
+        // With SO_REUSEPORT, gunicorn's master binds nothing: each worker binds its own sockets.
+        if !self.reuse_port() {
+            self.listeners = self.bind(py, &addrs).map_err(|msg| {
                 observe::error(&msg);
                 Halt::startup(1)
             })?;
+        }
         let shown_fds: Vec<(i32, String, i32)> = self
             .listeners
             .iter()
@@ -187,6 +187,22 @@ Error: {msg}
         observe::info(&format!("Using worker: {}", self.worker_class));
         self.hook(py, "when_ready", |py, s| (s.clone_ref(py),));
         Ok(())
+    }
+
+    /// gunicorn's `cfg.proc_name`.
+    fn proc_name(&self) -> String {
+        self.cfg.proc_name().unwrap_or("").to_string()
+    }
+
+    /// `reuse_port` on a platform with SO_REUSEPORT (Linux always has it).
+    fn reuse_port(&self) -> bool {
+        self.cfg.bool("reuse_port")
+    }
+
+    /// Binds `addrs` with the configured backlog, umask and socket options; unix socket files
+    /// are then handed to `user`/`group`, as gunicorn does.
+    fn bind(&self, py: Python<'_>, addrs: &[listeners::BindAddr]) -> Result<Vec<Listener>, String> {
+        bind_listeners(py, &self.cfg, addrs)
     }
 
     fn install_signals(&mut self, py: Python<'_>) -> PyResult<()> {
@@ -320,7 +336,13 @@ Error: {msg}
                 Ok(None)
             }
             Signal::SIGWINCH => {
-                observe::debug("SIGWINCH ignored. Not daemonized");
+                if self.cfg.bool("daemon") {
+                    observe::info("graceful stop of workers");
+                    self.set_num_workers(py, 0);
+                    self.kill_workers(Signal::SIGTERM);
+                } else {
+                    observe::debug("SIGWINCH ignored. Not daemonized");
+                }
                 Ok(None)
             }
             _ => {
@@ -451,4 +473,36 @@ Error: {msg}
             );
         }
     }
+}
+
+/// Binds `addrs` as gunicorn's `create_sockets` (master, or a worker with `reuse_port`).
+pub(crate) fn bind_listeners(
+    py: Python<'_>,
+    cfg: &Config,
+    addrs: &[listeners::BindAddr],
+) -> Result<Vec<Listener>, String> {
+    let backlog = i32::try_from(cfg.int("backlog")).unwrap_or(2048);
+    let umask = u32::try_from(cfg.int("umask")).unwrap_or(0);
+    listeners::set_reuse_port(cfg.bool("reuse_port"));
+    let bound = py.detach(|| listeners::bind_all(addrs, backlog, umask))?;
+    let uid = u32::try_from(cfg.int("user")).ok();
+    let gid = u32::try_from(cfg.int("group")).ok();
+    for addr in addrs {
+        if let listeners::BindAddr::Unix(path) = addr {
+            let _ = nix::unistd::chown(
+                std::path::Path::new(path),
+                uid.map(nix::unistd::Uid::from_raw),
+                gid.map(nix::unistd::Gid::from_raw),
+            );
+        }
+    }
+    Ok(bound)
+}
+
+/// Parses the `bind` setting; the error is gunicorn's message.
+pub(crate) fn parse_binds(cfg: &Config) -> Result<Vec<listeners::BindAddr>, String> {
+    cfg.list("bind")
+        .iter()
+        .map(|b| listeners::parse_address(b))
+        .collect()
 }

@@ -344,7 +344,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(21),
         short: "Install a trace function that spews every line executed by the server.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "check_config",
@@ -429,7 +429,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(26),
         short: "Set the ``SO_REUSEPORT`` flag on the listening socket.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "chdir",
@@ -463,7 +463,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(28),
         short: "Daemonize the Gunicorn process.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "raw_env",
@@ -582,7 +582,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(35),
         short: "If true, set the worker process's group access list with all of the",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "tmp_upload_dir",
@@ -888,7 +888,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(50),
         short: "Enable stdio inheritance.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "statsd_host",

@@ -111,6 +111,18 @@ fn install_rust(
     let errorlog = Sink::from_setting(cfg.str("errorlog"), Sink::Stderr);
     let accesslog = Sink::from_setting(cfg.str("accesslog"), Sink::Stdout);
     observe::init(level, errorlog, accesslog).map_err(|e| SetupError(format!("\nError: {e}\n")))?;
+    // gunicorn hands its log files to `user`/`group`, so workers can reopen them.
+    let uid = u32::try_from(cfg.int("user")).ok();
+    let gid = u32::try_from(cfg.int("group")).ok();
+    for name in ["errorlog", "accesslog"] {
+        if let Some(path) = cfg.str(name).filter(|p| *p != "-") {
+            let _ = nix::unistd::chown(
+                std::path::Path::new(path),
+                uid.map(nix::unistd::Uid::from_raw),
+                gid.map(nix::unistd::Gid::from_raw),
+            );
+        }
+    }
     let bridge = || -> PyResult<Py<PyAny>> {
         let module = py.import("rgun._objects")?;
         module.call_method1(
