@@ -108,7 +108,7 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
         }
     };
     let cfg = Arc::new(cfg);
-    match Arbiter::new(cfg, app, worker_class, objs).run(py) {
+    match Arbiter::new(cfg, app, worker_class, objs, argv.to_vec()).run(py) {
         Outcome::Exit(code) => code,
         Outcome::Worker(ctx) => crate::worker::run(py, *ctx),
     }

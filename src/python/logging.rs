@@ -129,6 +129,8 @@ fn install_rust(
             "setup_logging",
             (cfg.str("loglevel"), observe::access_enabled()),
         )?;
+        py.import("rgun._wsgi")?
+            .call_method1("preopen", (cfg.str("errorlog"),))?;
         Ok(module.getattr("Logger")?.call1((cfg_obj,))?.unbind())
     };
     bridge().map_err(|e| runtime_or_traceback(py, &e))
