@@ -35,12 +35,12 @@ fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
 /// error log.
 #[pyfunction]
 fn _log(levelno: i32, msg: &str) {
-    match levelno {
-        ..=10 => observe::debug(msg),
-        11..=20 => observe::info(msg),
-        21..=30 => observe::warning(msg),
-        31..=40 => observe::error(msg),
-        _ => observe::critical(msg),
+    match observe::Level::from_levelno(levelno) {
+        observe::Level::Debug => observe::debug(msg),
+        observe::Level::Info => observe::info(msg),
+        observe::Level::Warning => observe::warning(msg),
+        observe::Level::Error => observe::error(msg),
+        observe::Level::Critical => observe::critical(msg),
     }
 }
 

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use crate::arbiter::{Arbiter, Outcome};
 use crate::config::{self, Config, Loaded};
-use crate::observe::{self, Level, Sink};
+use crate::observe::{self, Level};
 use crate::python::{self, app::WorkerClass};
 
 /// Runs rgun with `argv` and returns the exit code.
@@ -21,13 +21,49 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
     if cfg.bool("print_config") || cfg.bool("check_config") {
         return check(py, &cfg);
     }
-    let level = Level::from_setting(cfg.str("loglevel").unwrap_or("info"));
-    let errorlog = Sink::from_setting(cfg.str("errorlog"), Sink::Stderr);
-    let accesslog = Sink::from_setting(cfg.str("accesslog"), Sink::Stdout);
-    if let Err(e) = observe::init(level, errorlog, accesslog) {
-        eprintln!("\nError: {e}\n");
+    // gunicorn's `Application.run`: the tracer, then daemonizing, then pythonpath.
+    if cfg.bool("spew")
+        && let Err(e) = python::install_spew(py)
+    {
+        eprintln!("{}", python::format_traceback(py, &e).trim_end());
         return 1;
     }
+    if cfg.bool("daemon") {
+        if std::env::var("NOTIFY_SOCKET").is_ok_and(|v| !v.is_empty()) {
+            eprintln!(
+                "Warning: you shouldn't specify `daemon = True` when launching by systemd with `Type = notify`"
+            );
+        }
+        python::flush_std_streams(py);
+        let daemonize = || -> PyResult<()> {
+            py.import("rgun._process")?
+                .call_method1("daemonize", (cfg.bool("enable_stdio_inheritance"),))?;
+            Ok(())
+        };
+        if let Err(e) = daemonize() {
+            eprintln!("{}", python::format_traceback(py, &e).trim_end());
+            return 1;
+        }
+    }
+    // Then the Arbiter's setup: logger, config dump, raw_env.
+    if let Err(e) = prepend_pythonpath(py, &cfg) {
+        eprintln!("\nError: {}\n", python::exc_str(py, &e));
+        return 1;
+    }
+    let cfg_obj = match python::hooks::config_object(py, &cfg) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{}", python::format_traceback(py, &e).trim_end());
+            return 1;
+        }
+    };
+    let log = match python::logging::setup(py, &cfg, cfg_obj.bind(py)) {
+        Ok(log) => log,
+        Err(python::logging::SetupError(msg)) => {
+            eprintln!("{msg}");
+            return 1;
+        }
+    };
     if observe::enabled(Level::Debug) {
         log_configuration(py, &cfg);
     }
@@ -64,7 +100,7 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
         None
     };
     let worker_class = cfg.worker_class_str();
-    let objs = match crate::python::hooks::Objects::new(py, &cfg, observe::access_enabled()) {
+    let objs = match crate::python::hooks::Objects::new(py, &cfg, cfg_obj, log) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("{}", python::format_traceback(py, &e).trim_end());
@@ -72,7 +108,7 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
         }
     };
     let cfg = Arc::new(cfg);
-    match Arbiter::new(cfg, app, worker_class, objs).run(py) {
+    match Arbiter::new(cfg, app, worker_class, objs, argv.to_vec()).run(py) {
         Outcome::Exit(code) => code,
         Outcome::Worker(ctx) => crate::worker::run(py, *ctx),
     }
@@ -114,9 +150,22 @@ pub fn log_configuration(py: Python<'_>, cfg: &Config) {
     }
 }
 
+/// `pythonpath` entries go first on `sys.path` (before the logger is built, so logging config
+/// can name classes from there).
+fn prepend_pythonpath(py: Python<'_>, cfg: &Config) -> PyResult<()> {
+    if let Some(paths) = cfg.str("pythonpath") {
+        let sys_path = py.import("sys")?.getattr("path")?;
+        for p in paths.split(',').rev() {
+            let abs = py.import("os.path")?.call_method1("abspath", (p.trim(),))?;
+            sys_path.call_method1("insert", (0, abs))?;
+        }
+    }
+    Ok(())
+}
+
 /// What gunicorn's `Arbiter.setup` does to the process before starting: `SERVER_SOFTWARE`,
-/// `raw_env`, `pythonpath`.
-fn prepare_process(py: Python<'_>, cfg: &Config) -> PyResult<()> {
+/// `raw_env`.
+pub fn prepare_process(py: Python<'_>, cfg: &Config) -> PyResult<()> {
     let environ = py.import("os")?.getattr("environ")?;
     environ.set_item(
         "SERVER_SOFTWARE",
@@ -130,13 +179,6 @@ fn prepare_process(py: Python<'_>, cfg: &Config) -> PyResult<()> {
                     "environment setting '{entry}' invalid"
                 )));
             }
-        }
-    }
-    if let Some(paths) = cfg.str("pythonpath") {
-        let sys_path = py.import("sys")?.getattr("path")?;
-        for p in paths.split(',').rev() {
-            let abs = py.import("os.path")?.call_method1("abspath", (p.trim(),))?;
-            sys_path.call_method1("insert", (0, abs))?;
         }
     }
     Ok(())

@@ -135,3 +135,26 @@ def resolve_worker_class(uri):
         raise _not_found(uri)
     getattr(mod, klass)
     raise NotSupported(uri)
+
+
+def load_logger_class(uri):
+    """gunicorn's ``util.load_class`` for ``logger_class``: a dotted path (or a class object)."""
+    if inspect.isclass(uri):
+        return uri
+    if uri.startswith("egg:"):
+        try:
+            raise ImportError("No module named 'pkg_resources'")
+        except ImportError:
+            raise _not_found(uri)
+    if "." not in uri:
+        name = uri.lstrip("#")
+        try:
+            raise LookupError("no logger class named %r in the gunicorn.loggers entry points" % name)
+        except LookupError:
+            raise _not_found(name)
+    module, _, klass = uri.rpartition(".")
+    try:
+        mod = importlib.import_module(module)
+    except Exception:
+        raise _not_found(uri)
+    return getattr(mod, klass)

@@ -128,6 +128,15 @@ class Config:
         return None
 
 
+def restore_env(cfg):
+    """SIGHUP: every ``raw_env`` key back to its value from before rgun started (or removed)."""
+    for k in cfg.env:
+        if k in cfg.env_orig:
+            os.environ[k] = cfg.env_orig[k]
+        else:
+            os.environ.pop(k, None)
+
+
 def _parse_address(addr):
     if addr.startswith("unix://"):
         return addr[7:]

@@ -4,6 +4,7 @@ rgun's Rust core recognises a returned ``FileWrapper`` and sends its file with `
 """
 
 import io
+import logging
 import sys
 
 
@@ -32,15 +33,38 @@ class FileWrapper:
         raise StopIteration
 
 
+# errorlog files opened by the master (before workers switch to `user`), by path.
+_PREOPENED = {}
+
+
+def preopen(errorlog):
+    """Opens the error log file in the master, so workers that switch to ``user`` can still
+    write ``wsgi.errors`` to it (gunicorn writes through its already-open handler streams)."""
+    if errorlog and errorlog != "-" and errorlog not in _PREOPENED:
+        try:
+            _PREOPENED[errorlog] = open(errorlog, "a", buffering=1)
+        except OSError:
+            pass
+
+
 class WSGIErrorsWrapper(io.RawIOBase):
-    """``wsgi.errors``: writes go to stderr and/or the error log file, flushed each time."""
+    """``wsgi.errors``: writes go to stderr (``errorlog == "-"``), the error log file, and the
+    stream of every other ``gunicorn.error`` handler, flushed each time."""
 
     def __init__(self, errorlog):
         self.streams = []
+        handlers = list(logging.getLogger("gunicorn.error").handlers)
         if errorlog == "-":
             self.streams.append(sys.stderr)
-        elif errorlog:
-            self.streams.append(open(errorlog, "a", buffering=1))
+            handlers = handlers[1:]
+        elif errorlog and not any(getattr(h, "_gunicorn", False) for h in handlers):
+            # rgun's Rust error log owns the file: write through the master's handle.
+            stream = _PREOPENED.get(errorlog)
+            self.streams.append(stream if stream is not None else open(errorlog, "a", buffering=1))
+        for h in handlers:
+            stream = getattr(h, "stream", None)
+            if stream is not None:
+                self.streams.append(stream)
 
     def write(self, data):
         for stream in self.streams:

@@ -79,6 +79,8 @@ pub struct Arbiter {
     objs: hooks::Objects,
     /// TLS for the listeners (`certfile`/`keyfile` set).
     tls: Option<crate::worker::tls::Tls>,
+    /// The command line, loaded again on SIGHUP.
+    argv: Vec<String>,
 }
 
 impl Arbiter {
@@ -87,6 +89,7 @@ impl Arbiter {
         app: Option<Py<PyAny>>,
         worker_class: String,
         objs: hooks::Objects,
+        argv: Vec<String>,
     ) -> Arbiter {
         let num_workers = usize::try_from(cfg.int("workers")).unwrap_or(0);
         Arbiter {
@@ -103,6 +106,7 @@ impl Arbiter {
             pidfile: None,
             worker_class,
             queue: Vec::new(),
+            argv,
         }
     }
 
@@ -112,6 +116,7 @@ impl Arbiter {
             Ok(()) => {}
             Err(h) => return Outcome::Exit(self.halt(py, h)),
         }
+        python::set_proc_title(py, &format!("master [{}]", self.proc_name()));
         match self.manage_workers(py) {
             Ok(None) => {}
             Ok(Some(ctx)) => return Outcome::Worker(ctx),
@@ -168,36 +173,37 @@ Error: {msg}
                 return Err(Halt::startup(1));
             }
         }
-        let backlog = i32::try_from(self.cfg.int("backlog")).unwrap_or(2048);
-        let umask = u32::try_from(self.cfg.int("umask")).unwrap_or(0);
-        self.listeners = py
-            .detach(|| listeners::bind_all(&addrs, backlog, umask))
-            .map_err(|msg| {
+        // With SO_REUSEPORT, gunicorn's master binds nothing: each worker binds its own sockets.
+        if !self.reuse_port() {
+            self.listeners = self.bind(py, &addrs).map_err(|msg| {
                 observe::error(&msg);
                 Halt::startup(1)
             })?;
-        let tls = self.tls.is_some();
-        let shown_fds: Vec<(i32, String, i32)> = self
-            .listeners
-            .iter()
-            .map(|l| {
-                use std::os::fd::AsRawFd;
-                let family = match l.family {
-                    listeners::Family::Unix => 1,
-                    listeners::Family::Tcp => 2,
-                };
-                (l.socket.as_raw_fd(), l.display(tls), family)
-            })
-            .collect();
-        if let Err(e) = self.objs.set_listeners(py, &shown_fds) {
-            observe::debug(&format!("cannot mirror listeners: {e}"));
         }
+        self.mirror_listeners(py);
         observe::debug("Arbiter booted");
+        let tls = self.tls.is_some();
         let shown: Vec<String> = self.listeners.iter().map(|l| l.display(tls)).collect();
         observe::info(&format!("Listening at: {} ({})", shown.join(","), self.pid));
         observe::info(&format!("Using worker: {}", self.worker_class));
         self.hook(py, "when_ready", |py, s| (s.clone_ref(py),));
         Ok(())
+    }
+
+    /// gunicorn's `cfg.proc_name`.
+    fn proc_name(&self) -> String {
+        self.cfg.proc_name().unwrap_or("").to_string()
+    }
+
+    /// `reuse_port` on a platform with SO_REUSEPORT (Linux always has it).
+    fn reuse_port(&self) -> bool {
+        self.cfg.bool("reuse_port")
+    }
+
+    /// Binds `addrs` with the configured backlog, umask and socket options; unix socket files
+    /// are then handed to `user`/`group`, as gunicorn does.
+    fn bind(&self, py: Python<'_>, addrs: &[listeners::BindAddr]) -> Result<Vec<Listener>, String> {
+        bind_listeners(py, &self.cfg, addrs)
     }
 
     fn install_signals(&mut self, py: Python<'_>) -> PyResult<()> {
@@ -331,7 +337,13 @@ Error: {msg}
                 Ok(None)
             }
             Signal::SIGWINCH => {
-                observe::debug("SIGWINCH ignored. Not daemonized");
+                if self.cfg.bool("daemon") {
+                    observe::info("graceful stop of workers");
+                    self.set_num_workers(py, 0);
+                    self.kill_workers(Signal::SIGTERM);
+                } else {
+                    observe::debug("SIGWINCH ignored. Not daemonized");
+                }
                 Ok(None)
             }
             _ => {
@@ -341,26 +353,175 @@ Error: {msg}
         }
     }
 
-    /// HUP: start a fresh set of workers, then retire the old ones (oldest first), as gunicorn.
+    /// HUP, as gunicorn's `Arbiter.reload`: load the configuration again (a failure keeps the
+    /// running one), set up logging again, rebind if `bind` changed, `on_reload`, rewrite the
+    /// pidfile, then start a fresh set of workers and retire the old ones (oldest first),
+    /// waiting up to `graceful_timeout` for them.
     fn reload(&mut self, py: Python<'_>) -> Result<Option<Box<WorkerContext>>, Halt> {
-        let first_new_age = self.worker_age + 1;
-        self.set_num_workers(py, self.num_workers);
+        let old_bind: Vec<String> = self.cfg.list("bind").to_vec();
+        self.restore_env(py);
+        let cfg = match self.load_config(py) {
+            Ok(c) => c,
+            Err(msg) => {
+                observe::error(&format!("{msg}; keeping the previous configuration"));
+                if let Err(e) = crate::run::prepare_process(py, &self.cfg) {
+                    observe::error(&python::exc_str(py, &e));
+                }
+                return self.respawn_all(py);
+            }
+        };
+        let cfg_obj = match hooks::config_object(py, &cfg) {
+            Ok(o) => o,
+            Err(e) => {
+                observe::exception(
+                    "Reloading the configuration failed",
+                    &python::format_traceback(py, &e),
+                );
+                return self.respawn_all(py);
+            }
+        };
+        let log = python::logging::reload(py, &cfg, cfg_obj.bind(py), &self.objs.log);
+        self.objs.replace(py, cfg_obj, log);
+        let cfg = Arc::new(cfg);
+        self.cfg = cfg.clone();
+        self.worker_class = cfg.worker_class_str();
+        hooks::set_attr(py, &self.objs.server, "timeout", cfg.int("timeout"));
+        hooks::set_attr(py, &self.objs.server, "proc_name", self.proc_name());
+        let n = usize::try_from(cfg.int("workers")).unwrap_or(0);
+        self.set_num_workers(py, n);
+        if observe::enabled(observe::Level::Debug) {
+            crate::run::log_configuration(py, &cfg);
+        }
+        if let Err(e) = crate::run::prepare_process(py, &cfg) {
+            observe::error(&python::exc_str(py, &e));
+        }
+        observe::reopen();
+
+        if old_bind.as_slice() != cfg.list("bind") {
+            for l in self.listeners.drain(..) {
+                l.close(false);
+            }
+            match parse_binds(&cfg) {
+                Ok(addrs) if !self.reuse_port() => match self.bind(py, &addrs) {
+                    Ok(l) => self.listeners = l,
+                    Err(msg) => {
+                        observe::error(&msg);
+                        return Err(Halt {
+                            reason: None,
+                            code: 1,
+                        });
+                    }
+                },
+                Ok(_) => {}
+                Err(msg) => {
+                    observe::error(&msg);
+                    return Err(Halt {
+                        reason: None,
+                        code: 1,
+                    });
+                }
+            }
+            self.mirror_listeners(py);
+            let shown: Vec<String> = self
+                .listeners
+                .iter()
+                .map(|l| l.display(self.tls.is_some()))
+                .collect();
+            observe::info(&format!("Listening at: {}", shown.join(",")));
+        }
+
         self.hook(py, "on_reload", |py, s| (s.clone_ref(py),));
-        for _ in 0..self.num_workers {
+
+        if let Some(p) = self.pidfile.take() {
+            p.unlink(self.pid);
+        }
+        if let Some(path) = cfg.str("pidfile") {
+            match Pidfile::create(path, self.pid) {
+                Ok(p) => self.pidfile = Some(p),
+                Err(msg) => observe::error(&msg),
+            }
+        }
+        python::set_proc_title(py, &format!("master [{}]", self.proc_name()));
+        self.respawn_all(py)
+    }
+
+    /// Spawns `workers` new workers, lets `manage_workers` retire the surplus (oldest first),
+    /// and waits up to `graceful_timeout` until only workers newer than the reload are left.
+    fn respawn_all(&mut self, py: Python<'_>) -> Result<Option<Box<WorkerContext>>, Halt> {
+        let last_age = self.worker_age;
+        for _ in 0..self.cfg.int("workers").max(0) {
             if let Some(ctx) = self.spawn_worker(py)? {
                 return Ok(Some(ctx));
             }
         }
-        let old: Vec<i32> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.age < first_new_age)
-            .map(|(p, _)| *p)
-            .collect();
-        for pid in old {
-            workers::signal_pid(pid, Signal::SIGTERM);
+        if let Some(ctx) = self.manage_workers(py)? {
+            return Ok(Some(ctx));
+        }
+        let deadline = Instant::now()
+            + Duration::from_secs(u64::try_from(self.cfg.int("graceful_timeout")).unwrap_or(0));
+        while Instant::now() < deadline {
+            let oldest = self.workers.values().map(|w| w.age).min();
+            match oldest {
+                None => break,
+                Some(age) if age > last_age => break,
+                Some(_) => {}
+            }
+            self.reap_workers(py)?;
+            // gunicorn sleeps 0.1 s between reaps; signals that arrive meanwhile stay queued.
+            self.wait_for_signals(py, Duration::from_millis(100));
         }
         Ok(None)
+    }
+
+    /// gunicorn's reload step 1: every `raw_env` key back to its value before rgun set it.
+    fn restore_env(&self, py: Python<'_>) {
+        let restore = || -> PyResult<()> {
+            py.import("rgun._objects")?
+                .call_method1("restore_env", (self.objs.cfg.bind(py),))?;
+            Ok(())
+        };
+        if let Err(e) = restore() {
+            observe::error(&python::exc_str(py, &e));
+        }
+    }
+
+    /// Loads the configuration from the original command line again.
+    fn load_config(&self, py: Python<'_>) -> Result<crate::config::Config, String> {
+        match crate::config::load(py, &self.argv) {
+            crate::config::Loaded::Run(cfg) => {
+                let wc = hooks::value_to_py(py, cfg.get("worker_class"));
+                match python::app::resolve_worker_class(py, wc.bind(py)) {
+                    Ok(python::app::WorkerClass::Served(_)) => Ok(cfg),
+                    Ok(python::app::WorkerClass::NotFound(msg)) => Err(msg),
+                    Ok(python::app::WorkerClass::NotSupported(name)) => Err(format!(
+                        "worker class '{name}' is not supported by rgun yet"
+                    )),
+                    Err(e) => Err(python::exc_str(py, &e)),
+                }
+            }
+            crate::config::Loaded::Exit(code) => {
+                Err(format!("Reloading the configuration failed (exit {code})"))
+            }
+        }
+    }
+
+    /// Mirrors the listeners into `server.LISTENERS`.
+    fn mirror_listeners(&self, py: Python<'_>) {
+        let shown_fds: Vec<(i32, String, i32)> = self
+            .listeners
+            .iter()
+            .map(|l| {
+                use std::os::fd::AsRawFd;
+                let family = match l.family {
+                    listeners::Family::Unix => 1,
+                    listeners::Family::Tcp => 2,
+                };
+                (l.socket.as_raw_fd(), l.display(self.tls.is_some()), family)
+            })
+            .collect();
+        if let Err(e) = self.objs.set_listeners(py, &shown_fds) {
+            observe::debug(&format!("cannot mirror listeners: {e}"));
+        }
     }
 
     fn set_num_workers(&mut self, py: Python<'_>, n: usize) {
@@ -462,4 +623,36 @@ Error: {msg}
             );
         }
     }
+}
+
+/// Binds `addrs` as gunicorn's `create_sockets` (master, or a worker with `reuse_port`).
+pub(crate) fn bind_listeners(
+    py: Python<'_>,
+    cfg: &Config,
+    addrs: &[listeners::BindAddr],
+) -> Result<Vec<Listener>, String> {
+    let backlog = i32::try_from(cfg.int("backlog")).unwrap_or(2048);
+    let umask = u32::try_from(cfg.int("umask")).unwrap_or(0);
+    listeners::set_reuse_port(cfg.bool("reuse_port"));
+    let bound = py.detach(|| listeners::bind_all(addrs, backlog, umask))?;
+    let uid = u32::try_from(cfg.int("user")).ok();
+    let gid = u32::try_from(cfg.int("group")).ok();
+    for addr in addrs {
+        if let listeners::BindAddr::Unix(path) = addr {
+            let _ = nix::unistd::chown(
+                std::path::Path::new(path),
+                uid.map(nix::unistd::Uid::from_raw),
+                gid.map(nix::unistd::Gid::from_raw),
+            );
+        }
+    }
+    Ok(bound)
+}
+
+/// Parses the `bind` setting; the error is gunicorn's message.
+pub(crate) fn parse_binds(cfg: &Config) -> Result<Vec<listeners::BindAddr>, String> {
+    cfg.list("bind")
+        .iter()
+        .map(|b| listeners::parse_address(b))
+        .collect()
 }

@@ -62,7 +62,12 @@ impl Arbiter {
     ) -> Result<Option<Box<WorkerContext>>, Halt> {
         self.worker_age += 1;
         let age = self.worker_age;
-        let heartbeat = Heartbeat::create(self.cfg.str("worker_tmp_dir")).map_err(|e| {
+        let heartbeat = Heartbeat::create(
+            self.cfg.str("worker_tmp_dir"),
+            u32::try_from(self.cfg.int("umask")).unwrap_or(0),
+            self.worker_owner(),
+        )
+        .map_err(|e| {
             observe::error(&format!("Can't create the worker heartbeat file: {e}"));
             Halt {
                 reason: None,
@@ -99,6 +104,7 @@ impl Arbiter {
             return Ok(None);
         }
         hooks::set_attr(py, &worker, "pid", std::process::id());
+        python::set_proc_title(py, &format!("worker [{}]", self.proc_name()));
         // The child: drop the siblings' heartbeat files and the master's listeners' ownership.
         self.workers.clear();
         let listeners = std::mem::take(&mut self.listeners);
@@ -115,6 +121,15 @@ impl Arbiter {
             worker_obj: worker,
             tls: self.tls.clone(),
         })))
+    }
+
+    /// The (uid, gid) workers switch to, when it differs from the master's effective ids
+    /// (gunicorn then chowns the heartbeat file, so the worker can still stamp it).
+    pub(super) fn worker_owner(&self) -> Option<(u32, u32)> {
+        let uid = u32::try_from(self.cfg.int("user")).ok()?;
+        let gid = u32::try_from(self.cfg.int("group")).ok()?;
+        (uid != nix::unistd::geteuid().as_raw() || gid != nix::unistd::getegid().as_raw())
+            .then_some((uid, gid))
     }
 
     fn draw_max_requests(&self) -> u64 {

@@ -344,7 +344,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(21),
         short: "Install a trace function that spews every line executed by the server.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "check_config",
@@ -429,7 +429,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(26),
         short: "Set the ``SO_REUSEPORT`` flag on the listening socket.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "chdir",
@@ -463,7 +463,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(28),
         short: "Daemonize the Gunicorn process.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "raw_env",
@@ -582,7 +582,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(35),
         short: "If true, set the worker process's group access list with all of the",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "tmp_upload_dir",
@@ -667,7 +667,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(38),
         short: "Disable redirect access logs to syslog.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "access_log_format",
@@ -735,7 +735,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(42),
         short: "Redirect stdout/stderr to specified file in :ref:`errorlog`.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "logger_class",
@@ -752,7 +752,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Class,
         help_position: Some(43),
         short: "The logger you want to use to log events in Gunicorn.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "logconfig",
@@ -769,7 +769,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(44),
         short: "The log config file to use.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "logconfig_dict",
@@ -786,7 +786,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Dict,
         help_position: None,
         short: "The log config dictionary to use, using the standard Python",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "logconfig_json",
@@ -803,7 +803,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(45),
         short: "The log config to read config from a JSON file",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "syslog_addr",
@@ -820,7 +820,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(46),
         short: "Address to send syslog messages.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "syslog",
@@ -837,7 +837,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(47),
         short: "Send *Gunicorn* logs to syslog.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "syslog_prefix",
@@ -854,7 +854,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(48),
         short: "Makes Gunicorn use the parameter as program-name in the syslog entries.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "syslog_facility",
@@ -871,7 +871,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(49),
         short: "Syslog facility name",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "enable_stdio_inheritance",
@@ -888,7 +888,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(50),
         short: "Enable stdio inheritance.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "statsd_host",

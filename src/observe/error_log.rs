@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use super::clock::error_log_time;
 
@@ -26,6 +26,28 @@ impl Level {
             "error" => Level::Error,
             "critical" => Level::Critical,
             _ => Level::Info,
+        }
+    }
+
+    /// Python `logging`'s level number.
+    pub fn levelno(self) -> i32 {
+        match self {
+            Level::Debug => 10,
+            Level::Info => 20,
+            Level::Warning => 30,
+            Level::Error => 40,
+            Level::Critical => 50,
+        }
+    }
+
+    /// The level of a Python `logging` level number (a record at `n` is written at this level).
+    pub fn from_levelno(n: i32) -> Level {
+        match n {
+            ..=10 => Level::Debug,
+            11..=20 => Level::Info,
+            21..=30 => Level::Warning,
+            31..=40 => Level::Error,
+            _ => Level::Critical,
         }
     }
 
@@ -94,6 +116,28 @@ struct State {
 
 static STATE: RwLock<Option<State>> = RwLock::new(None);
 
+/// Another writer for both logs: Python `logging` when a logging setting needs it
+/// (`logconfig*`, `syslog`, `capture_output`, `logger_class`). rgun's lines keep their text; the
+/// external side formats and routes them.
+pub trait External: Send + Sync {
+    /// One error-log message at `level` (already filtered by [`Self::level`]).
+    fn log(&self, level: Level, msg: &str);
+    /// One access line, rendered with `access_log_format`.
+    fn access(&self, line: &str);
+    /// USR1: reopen whatever files the external side writes.
+    fn reopen(&self);
+    /// The lowest level written.
+    fn level(&self) -> Level;
+    /// Whether access lines are written at all.
+    fn access_enabled(&self) -> bool;
+}
+
+static EXTERNAL: RwLock<Option<Arc<dyn External>>> = RwLock::new(None);
+
+fn external() -> Option<Arc<dyn External>> {
+    EXTERNAL.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// Configures both logs for this process. Errors name the file that could not be opened.
 pub fn init(level: Level, error: Sink, access: Sink) -> std::io::Result<()> {
     let state = State {
@@ -102,11 +146,22 @@ pub fn init(level: Level, error: Sink, access: Sink) -> std::io::Result<()> {
         access: Target::open(access)?,
     };
     *STATE.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
+    *EXTERNAL.write().unwrap_or_else(|e| e.into_inner()) = None;
     Ok(())
+}
+
+/// Sends both logs to `sink` from now on (rgun's own files are closed).
+pub fn init_external(sink: Arc<dyn External>) {
+    *EXTERNAL.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    *STATE.write().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
 /// Reopens log files (USR1), keeping the old handle when a file cannot be reopened.
 pub fn reopen() {
+    if let Some(ext) = external() {
+        ext.reopen();
+        return;
+    }
     let mut guard = STATE.write().unwrap_or_else(|e| e.into_inner());
     if let Some(state) = guard.as_mut() {
         for t in [&mut state.error, &mut state.access] {
@@ -119,6 +174,9 @@ pub fn reopen() {
 
 /// Whether a message at `level` would be written.
 pub fn enabled(level: Level) -> bool {
+    if let Some(ext) = external() {
+        return level >= ext.level();
+    }
     let guard = STATE.read().unwrap_or_else(|e| e.into_inner());
     match guard.as_ref() {
         Some(s) => level >= s.level && s.error.sink != Sink::Off,
@@ -127,6 +185,12 @@ pub fn enabled(level: Level) -> bool {
 }
 
 fn log(level: Level, msg: &str) {
+    if let Some(ext) = external() {
+        if level >= ext.level() {
+            ext.log(level, msg);
+        }
+        return;
+    }
     let guard = STATE.read().unwrap_or_else(|e| e.into_inner());
     let mut line = String::with_capacity(64 + msg.len());
     error_log_time(&mut line);
@@ -175,6 +239,12 @@ pub fn exception(msg: &str, traceback: &str) {
 }
 
 pub(crate) fn write_access(line: &str) {
+    if let Some(ext) = external() {
+        if ext.access_enabled() {
+            ext.access(line);
+        }
+        return;
+    }
     let guard = STATE.read().unwrap_or_else(|e| e.into_inner());
     if let Some(s) = guard.as_ref() {
         let mut buf = String::with_capacity(line.len() + 1);
@@ -185,6 +255,9 @@ pub(crate) fn write_access(line: &str) {
 }
 
 pub(crate) fn access_enabled() -> bool {
+    if let Some(ext) = external() {
+        return ext.access_enabled();
+    }
     let guard = STATE.read().unwrap_or_else(|e| e.into_inner());
     guard.as_ref().is_some_and(|s| s.access.sink != Sink::Off)
 }

@@ -11,7 +11,8 @@ mod error_log;
 pub use access_log::{AccessFormat, AccessRecord, ErrorRecord};
 pub use clock::{http_date, local_offset_init};
 pub use error_log::{
-    Level, Sink, critical, debug, enabled, error, exception, info, init, reopen, warning,
+    External, Level, Sink, critical, debug, enabled, error, exception, info, init, init_external,
+    reopen, warning,
 };
 
 /// Writes one access-log line (already formatted, without the newline).

@@ -43,6 +43,19 @@ pub fn value_to_py(py: Python<'_>, v: &Value) -> Py<PyAny> {
     obj.map(Bound::unbind).unwrap_or_else(|_| py.None())
 }
 
+/// gunicorn's `cfg` object for hooks and the logger (`rgun._objects.Config`).
+pub fn config_object(py: Python<'_>, cfg: &Config) -> PyResult<Py<PyAny>> {
+    let values = PyDict::new(py);
+    for (name, value) in cfg.iter() {
+        values.set_item(name, value_to_py(py, value))?;
+    }
+    Ok(py
+        .import("rgun._objects")?
+        .getattr("Config")?
+        .call1((values,))?
+        .unbind())
+}
+
 /// The long-lived hook objects of a process tree: created in the master, inherited by workers.
 pub struct Objects {
     module: Py<PyModule>,
@@ -52,16 +65,15 @@ pub struct Objects {
 }
 
 impl Objects {
-    /// Builds `cfg`, `log` (with the `gunicorn.error`/`gunicorn.access` loggers) and `server`.
-    pub fn new(py: Python<'_>, cfg: &Config, access_enabled: bool) -> PyResult<Objects> {
+    /// Builds `server` around the `cfg` and `log` objects ([`config_object`],
+    /// [`super::logging::setup`]).
+    pub fn new(
+        py: Python<'_>,
+        cfg: &Config,
+        cfg_obj: Py<PyAny>,
+        log: Py<PyAny>,
+    ) -> PyResult<Objects> {
         let module = py.import("rgun._objects")?;
-        let values = PyDict::new(py);
-        for (name, value) in cfg.iter() {
-            values.set_item(name, value_to_py(py, value))?;
-        }
-        let cfg_obj = module.getattr("Config")?.call1((values,))?;
-        module.call_method1("setup_logging", (cfg.str("loglevel"), access_enabled))?;
-        let log = module.getattr("Logger")?.call1((&cfg_obj,))?;
         let worker_class = module.getattr(if cfg.is_gthread() {
             "ThreadWorker"
         } else {
@@ -72,10 +84,18 @@ impl Objects {
             .call1((&cfg_obj, &log, py.None(), worker_class))?;
         Ok(Objects {
             module: module.unbind(),
-            cfg: cfg_obj.unbind(),
-            log: log.unbind(),
+            cfg: cfg_obj,
+            log,
             server: server.unbind(),
         })
+    }
+
+    /// SIGHUP: the new `cfg` and `log` objects, also set on `server`.
+    pub fn replace(&mut self, py: Python<'_>, cfg_obj: Py<PyAny>, log: Py<PyAny>) {
+        set_attr(py, &self.server, "cfg", cfg_obj.clone_ref(py));
+        set_attr(py, &self.server, "log", log.clone_ref(py));
+        self.cfg = cfg_obj;
+        self.log = log;
     }
 
     /// A new `worker` object (pid `"[booting]"` until the fork).

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod hooks;
+pub mod logging;
 pub mod signals;
 
 use pyo3::prelude::*;
@@ -49,4 +50,21 @@ pub fn flush_std_streams(py: Python<'_>) {
             }
         }
     }
+}
+
+/// gunicorn's `util._setproctitle`: `gunicorn: <title>` through the `setproctitle` module when
+/// it is importable (and not on macOS); otherwise the title is left alone.
+pub fn set_proc_title(py: Python<'_>, title: &str) {
+    if cfg!(target_os = "macos") {
+        return;
+    }
+    if let Ok(m) = py.import("setproctitle") {
+        let _ = m.call_method1("setproctitle", (format!("gunicorn: {title}"),));
+    }
+}
+
+/// gunicorn's `--spew`: a `sys.settrace` hook printing every executed Python line.
+pub fn install_spew(py: Python<'_>) -> PyResult<()> {
+    py.import("rgun._debug")?.call_method0("spew")?;
+    Ok(())
 }

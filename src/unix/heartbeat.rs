@@ -22,15 +22,36 @@ fn monotonic() -> TimeSpec {
 }
 
 impl Heartbeat {
-    /// Creates the file in `dir` (gunicorn's `worker_tmp_dir`, else the system temp dir) and
-    /// unlinks it at once.
-    pub fn create(dir: Option<&str>) -> std::io::Result<Heartbeat> {
+    /// Creates the file in `dir` (gunicorn's `worker_tmp_dir`, else the system temp dir) under
+    /// `umask`, hands it to `owner` (uid, gid) when the worker will switch to it, and unlinks it
+    /// at once.
+    pub fn create(
+        dir: Option<&str>,
+        umask: u32,
+        owner: Option<(u32, u32)>,
+    ) -> std::io::Result<Heartbeat> {
         let dir: PathBuf = match dir {
+            Some(d) if !Path::new(d).is_dir() => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{d} doesn't exist. Can't create workertmp."),
+                ));
+            }
             Some(d) => PathBuf::from(d),
             None => std::env::temp_dir(),
         };
         let template = dir.join("wgunicorn-XXXXXX");
-        let (fd, path) = nix::unistd::mkstemp(&template).map_err(std::io::Error::from)?;
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+        let made = nix::unistd::mkstemp(&template).map_err(std::io::Error::from);
+        nix::sys::stat::umask(old);
+        let (fd, path) = made?;
+        if let Some((uid, gid)) = owner {
+            let _ = nix::unistd::chown(
+                Path::new(&path),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            );
+        }
         let _ = nix::unistd::unlink(Path::new(&path));
         let hb = Heartbeat { fd };
         hb.notify();
@@ -62,9 +83,18 @@ mod tests {
 
     #[test]
     fn a_fresh_heartbeat_is_not_silent() {
-        let hb = Heartbeat::create(None).unwrap();
+        let hb = Heartbeat::create(None, 0o22, None).unwrap();
         hb.notify();
         let s = hb.silent_for();
         assert!((0.0..1.0).contains(&s), "{s}");
+    }
+
+    #[test]
+    fn a_missing_directory_is_gunicorns_error() {
+        let e = Heartbeat::create(Some("/nonexistent-rgun-dir"), 0, None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/nonexistent-rgun-dir doesn't exist. Can't create workertmp."
+        );
     }
 }

@@ -150,6 +150,18 @@ impl Listener {
     }
 }
 
+/// `reuse_port`: whether new sockets get SO_REUSEPORT (set before binding).
+static REUSE_PORT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets whether sockets bound from now on get SO_REUSEPORT (gunicorn's `reuse_port`).
+pub fn set_reuse_port(on: bool) {
+    REUSE_PORT.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn reuse_port() -> bool {
+    REUSE_PORT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn bind_one(addr: &BindAddr, backlog: i32, umask: u32) -> std::io::Result<Listener> {
     match addr {
         BindAddr::Tcp { host, port } => {
@@ -164,6 +176,9 @@ fn bind_one(addr: &BindAddr, backlog: i32, umask: u32) -> std::io::Result<Listen
             };
             let socket = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
             socket.set_reuse_address(true)?;
+            if reuse_port() {
+                socket.set_reuse_port(true)?;
+            }
             if sa.is_ipv6() {
                 let _ = socket.set_only_v6(true);
             }
@@ -190,6 +205,9 @@ fn bind_one(addr: &BindAddr, backlog: i32, umask: u32) -> std::io::Result<Listen
                 }
             }
             let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+            if reuse_port() {
+                let _ = socket.set_reuse_port(true);
+            }
             let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
             let bound = socket.bind(&SockAddr::unix(path)?);
             nix::sys::stat::umask(old);

@@ -62,6 +62,19 @@ pub fn run(py: Python<'_>, ctx: WorkerContext) -> i32 {
         return 0;
     }
     observe::info(&format!("Booting worker with pid: {pid}"));
+    let mut ctx = ctx;
+    // `reuse_port`: the master bound nothing; each worker binds its own sockets.
+    if ctx.cfg.bool("reuse_port") && ctx.listeners.is_empty() {
+        let bound = crate::arbiter::parse_binds(&ctx.cfg)
+            .and_then(|addrs| crate::arbiter::bind_listeners(py, &ctx.cfg, &addrs));
+        match bound {
+            Ok(l) => ctx.listeners = l,
+            Err(msg) => {
+                observe::error(&msg);
+                return 1;
+            }
+        }
+    }
     let worker_obj = ctx.worker_obj.clone_ref(py);
     let server_obj = ctx.server_obj.clone_ref(py);
     let cfg = ctx.cfg.clone();
@@ -94,6 +107,10 @@ pub fn run(py: Python<'_>, ctx: WorkerContext) -> i32 {
 
 fn boot(py: Python<'_>, ctx: WorkerContext, worker_obj: &Py<PyAny>) -> i32 {
     let cfg = ctx.cfg.clone();
+    // gunicorn's init_process: group, then user (raw_env is already in the environment).
+    if let Err(e) = set_owner(py, &cfg) {
+        return boot_error(py, &e);
+    }
     let hook_cfg = cfg.clone();
     let hook_worker = worker_obj.clone_ref(py);
     let pipe = match signals::install(
@@ -158,4 +175,13 @@ fn boot_error(py: Python<'_>, e: &PyErr) -> i32 {
     );
     eprintln!("{}", python::exc_str(py, e));
     WORKER_BOOT_ERROR
+}
+
+/// `user`/`group`/`initgroups`: the switch gunicorn's workers make after the fork.
+fn set_owner(py: Python<'_>, cfg: &Config) -> PyResult<()> {
+    py.import("rgun._process")?.call_method1(
+        "set_owner_process",
+        (cfg.int("user"), cfg.int("group"), cfg.bool("initgroups")),
+    )?;
+    Ok(())
 }
