@@ -83,3 +83,30 @@ def test_missing_certfile_is_a_startup_error(tmp_path):
     srv.start(wait=False)
     assert srv.wait_exit(10) == 1
     assert 'certfile "%s" does not exist' % (tmp_path / "nope.pem") in srv.stderr()
+
+
+def test_ciphers_restrict_tls12_suites(tmp_path, certs):
+    srv = Server(["--certfile", str(certs / "cert.pem"), "--keyfile", str(certs / "key.pem"),
+                  "--ciphers", "ECDHE-RSA-AES128-GCM-SHA256", "wsgiapps:app"], tmpdir=tmp_path, exe=RGUN).start()
+    try:
+        def handshake(client_ciphers):
+            ctx = ssl.create_default_context(cafile=str(certs / "cert.pem"))
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers(client_ciphers)
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    return s.cipher()[0]
+
+        assert handshake("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384") == "ECDHE-RSA-AES128-GCM-SHA256"
+        with pytest.raises(ssl.SSLError):
+            handshake("ECDHE-RSA-AES256-GCM-SHA384")
+    finally:
+        srv.stop()
+
+
+def test_cipher_string_selecting_nothing_is_a_startup_error(tmp_path, certs):
+    srv = Server(["--certfile", str(certs / "cert.pem"), "--keyfile", str(certs / "key.pem"),
+                  "--ciphers", "RC4-MD5", "wsgiapps:app"], tmpdir=tmp_path, exe=RGUN)
+    srv.start(wait=False)
+    assert srv.wait_exit(10) == 1
+    assert "No cipher can be selected." in srv.stderr()

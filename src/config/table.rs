@@ -1415,7 +1415,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::SslVersion,
         help_position: Some(64),
         short: "SSL version to use (see stdlib ssl module's).",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "cert_reqs",
@@ -1500,7 +1500,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(69),
         short: "SSL Cipher suite to use, in the format of an OpenSSL cipher list.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "http_protocols",

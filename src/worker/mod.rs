@@ -4,6 +4,7 @@
 //! Invariant: the tokio runtime is built here, after the fork, and dropped before the process
 //! returns to Python for exit.
 
+mod ciphers;
 pub mod conn;
 mod readbuf;
 pub mod sendfile;

@@ -52,7 +52,16 @@ pub fn from_config(cfg: &Config) -> Result<Option<Tls>, String> {
     }
     let key = PrivateKeyDer::from_pem_file(keyfile)
         .map_err(|e| format!("cannot read keyfile \"{keyfile}\": {e}"))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(spec) = cfg.str("ciphers") {
+        // OpenSSL cipher strings pick TLS 1.2 suites; TLS 1.3 suites always stay available.
+        let picked = super::ciphers::select(spec)?;
+        provider
+            .cipher_suites
+            .retain(|s| matches!(s, rustls::SupportedCipherSuite::Tls13(_)));
+        provider.cipher_suites.extend(picked);
+    }
+    let provider = Arc::new(provider);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
