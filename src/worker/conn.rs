@@ -76,6 +76,20 @@ pub struct Conn {
     /// The TLS session of an HTTPS listener. Behind a mutex because writes go through `&Conn`;
     /// a connection is only ever used by one thread at a time, so it is never contended.
     tls: Option<Mutex<TlsConn>>,
+    /// The app-visible `gunicorn.socket` object, created on the first request. It shares this
+    /// connection's descriptor and is detached when the connection is dropped.
+    pub py_socket: Option<pyo3::Py<pyo3::PyAny>>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(sock) = self.py_socket.take() {
+            // Detach first, so the Python object never closes (a possibly reused) descriptor.
+            pyo3::Python::attach(|py| {
+                let _ = pyo3::types::PyAnyMethods::call_method0(sock.bind(py), "detach");
+            });
+        }
+    }
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -103,6 +117,7 @@ impl Conn {
             listener,
             requests: 0,
             tls: tls.map(Mutex::new),
+            py_socket: None,
         }
     }
 

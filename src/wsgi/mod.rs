@@ -44,6 +44,9 @@ pub struct Statics {
     pub worker_obj: Py<PyAny>,
     request_class: Py<PyAny>,
     response_class: Py<PyAny>,
+    /// The `pre_request` / `post_request` hooks, looked up once.
+    pre_request: Option<Py<PyAny>>,
+    post_request: Option<Py<PyAny>>,
     /// Requests handled by this worker (`worker.nr`), counted by the serving loop; a request
     /// that fails before its environ is built is not counted (as in gunicorn).
     pub nr: std::sync::atomic::AtomicU64,
@@ -84,7 +87,11 @@ impl Statics {
             .extract()?;
         let access = observe::access_enabled()
             .then(|| AccessFormat::compile(cfg.str("access_log_format").unwrap_or("")));
+        let pre_request = cfg.object("pre_request").map(|h| h.clone_ref(py));
+        let post_request = cfg.object("post_request").map(|h| h.clone_ref(py));
         Ok(Statics {
+            pre_request,
+            post_request,
             app,
             base_environ: base.unbind(),
             file_wrapper: helpers.getattr("FileWrapper")?.unbind(),
@@ -124,7 +131,7 @@ pub fn handle(
     force_close: bool,
     nr: u64,
 ) -> After {
-    let hooked = st.cfg.object("pre_request").is_some() || st.cfg.object("post_request").is_some();
+    let hooked = st.pre_request.as_ref().is_some() || st.post_request.as_ref().is_some();
     let req_obj = if hooked {
         // gunicorn counts the request after pre_request has run.
         crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr.saturating_sub(1));
@@ -132,7 +139,7 @@ pub fn handle(
     } else {
         py.None()
     };
-    match st.cfg.object("pre_request") {
+    match st.pre_request.as_ref() {
         Some(hook) => {
             let called = hook
                 .bind(py)
@@ -140,7 +147,7 @@ pub fn handle(
             crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr);
             if let Err(e) = called {
                 let after = app_error(py, st, conn, &head, None, &e, Instant::now());
-                if let Some(hook) = st.cfg.object("post_request") {
+                if let Some(hook) = st.post_request.as_ref() {
                     let empty = PyDict::new(py);
                     if let Err(e) = call_post_request(py, hook, st, &req_obj, &empty, py.None()) {
                         observe::exception(
@@ -186,7 +193,7 @@ pub fn handle(
             ));
             write_error_page(&conn, &waiter, 500, "Bad Request", &problem.0);
             log_error_access(py, st, &head, &conn, start);
-            if let Some(hook) = st.cfg.object("post_request") {
+            if let Some(hook) = st.post_request.as_ref() {
                 let empty = PyDict::new(py);
                 if let Err(e) = call_post_request(py, hook, st, &req_obj, &empty, py.None()) {
                     observe::exception(
@@ -213,7 +220,7 @@ pub fn handle(
         waiter,
     }));
     let set = |k: &str, v: Bound<'_, PyAny>| environ.set_item(k, v);
-    let prepared = (|| -> PyResult<Option<Bound<'_, PyAny>>> {
+    let prepared = (|| -> PyResult<()> {
         set(
             "wsgi.input",
             Bound::new(py, Input { ex: ex.clone() })?.into_any(),
@@ -222,28 +229,32 @@ pub fn handle(
             "wsgi.early_hints",
             Bound::new(py, start_response::EarlyHints { ex: ex.clone() })?.into_any(),
         )?;
-        let fd = {
-            let g = lock(&ex);
-            g.conn
-                .as_ref()
-                .map(|c| std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&c.stream)))
-        };
-        if let Some(fd) = fd {
-            // A socket object sharing the connection's descriptor (no dup: a dup kept alive by
-            // a reference cycle in the app would hold the connection open). It is detached
-            // when the exchange ends, so it never closes rgun's descriptor.
-            let sock = st.socket_class.bind(py).call1((family_of(&ex), 1, 0, fd))?;
-            set("gunicorn.socket", sock.clone())?;
-            return Ok(Some(sock));
+        // `gunicorn.socket`: one socket object per connection, sharing rgun's descriptor (a dup
+        // kept alive by a reference cycle in the app would hold the connection open). The
+        // connection detaches it before closing the descriptor.
+        let family = family_of(&ex);
+        let mut g = lock(&ex);
+        if let Some(c) = g.conn.as_mut() {
+            let sock = match &c.py_socket {
+                Some(s) => s.clone_ref(py),
+                None => {
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&c.stream));
+                    let s = st.socket_class.bind(py).call1((family, 1, 0, fd))?.unbind();
+                    c.py_socket = Some(s.clone_ref(py));
+                    s
+                }
+            };
+            drop(g);
+            set("gunicorn.socket", sock.into_bound(py))?;
         }
-        Ok(None)
+        Ok(())
     })();
-    let (sock, (returned, outcome)) = match prepared {
-        Ok(sock) => (sock, run_app(py, st, &ex, &environ)),
-        Err(e) => (None, (false, Err(e))),
+    let (returned, outcome) = match prepared {
+        Ok(()) => run_app(py, st, &ex, &environ),
+        Err(e) => (false, Err(e)),
     };
     let result = finish(py, st, &ex, &environ, &head, returned, outcome, start);
-    if let Some(hook) = st.cfg.object("post_request") {
+    if let Some(hook) = st.post_request.as_ref() {
         let resp_obj = response_object(py, st, &lock(&ex).resp);
         if let Err(e) = call_post_request(py, hook, st, &req_obj, &environ, resp_obj) {
             observe::exception(
@@ -251,9 +262,6 @@ pub fn handle(
                 &python::format_traceback(py, &e),
             );
         }
-    }
-    if let Some(sock) = sock {
-        let _ = sock.call_method0(intern!(py, "detach"));
     }
     result
 }
@@ -289,13 +297,20 @@ fn run_app(
         Err(e) => return (false, Err(e)),
     };
     let iterated = write_result(py, st, ex, &result);
-    let closed = result.hasattr(intern!(py, "close")).and_then(|has| {
-        if has {
-            result.call_method0(intern!(py, "close")).map(|_| ())
-        } else {
-            Ok(())
-        }
-    });
+    // A plain list or tuple has no `close`; skipping the lookup avoids building an
+    // AttributeError on every request.
+    let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+    let closed = if plain {
+        Ok(())
+    } else {
+        result.hasattr(intern!(py, "close")).and_then(|has| {
+            if has {
+                result.call_method0(intern!(py, "close")).map(|_| ())
+            } else {
+                Ok(())
+            }
+        })
+    };
     (true, iterated.and(closed))
 }
 
