@@ -341,12 +341,12 @@ class Arbiter:
         self.cfg = cfg
         self.log = log
         self.app = app
-        self.pid = os.getpid()
+        # Like gunicorn, `pid` and `proc_name` only exist once setup has assigned
+        # num_workers (the first nworkers_changed call cannot see them).
         self.num_workers = cfg.workers
         self.WORKERS = {}
         self.LISTENERS = []
         self.timeout = cfg.timeout
-        self.proc_name = cfg.proc_name
         self.master_name = "Master"
         self.master_pid = 0
         self.reexec_pid = 0

@@ -135,6 +135,8 @@ impl Arbiter {
         // gunicorn assigns num_workers while setting up: the hook sees old_value None.
         let n = self.num_workers;
         self.hook(py, "nworkers_changed", |py, s| (s, n, py.None()));
+        hooks::set_attr(py, &self.objs.server, "proc_name", self.proc_name());
+        hooks::set_attr(py, &self.objs.server, "pid", self.pid);
         observe::info(&format!("Starting rgun {}", crate::VERSION));
         if let Some(path) = self.cfg.str("pidfile") {
             match Pidfile::create(path, self.pid) {
@@ -537,6 +539,7 @@ Error: {msg}
         for l in self.listeners.drain(..) {
             l.close(true);
         }
+        self.mirror_listeners(py);
         let sig = if graceful {
             Signal::SIGTERM
         } else {

@@ -79,6 +79,8 @@ pub struct Conn {
     /// The app-visible `gunicorn.socket` object, created on the first request. It shares this
     /// connection's descriptor and is detached when the connection is dropped.
     pub py_socket: Option<pyo3::Py<pyo3::PyAny>>,
+    /// The last request, body included, was read to its end (set by the WSGI bridge).
+    pub request_complete: bool,
 }
 
 impl Drop for Conn {
@@ -118,6 +120,7 @@ impl Conn {
             requests: 0,
             tls: tls.map(Mutex::new),
             py_socket: None,
+            request_complete: false,
         }
     }
 
@@ -362,6 +365,20 @@ impl Conn {
                 .await;
         }
         let _ = shutdown(self.fd(), Shutdown::Write);
+        // A request read to its end, with nothing else received: the client has nothing left
+        // to send, so closing now cannot turn into an RST. Skip the wait for its FIN.
+        if self.request_complete && self.tls.is_none() && self.buf.pending().is_empty() {
+            let mut probe = [0u8; 1];
+            // Nothing pending (EAGAIN), or the client closed already (EOF).
+            let peek = recv(
+                self.fd(),
+                &mut probe,
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+            );
+            if matches!(peek, Err(nix::errno::Errno::EAGAIN) | Ok(0)) {
+                return;
+            }
+        }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
         let mut drained = 0usize;
         while drained < 64 * 1024 {

@@ -118,6 +118,8 @@ fn boot(py: Python<'_>, ctx: WorkerContext, worker_obj: &Py<PyAny>) -> i32 {
         py,
         signals::HookTarget {
             call: Box::new(move |py, name| {
+                // gunicorn's handlers clear `alive` before calling the hook.
+                hooks::set_attr(py, &hook_worker, "alive", false);
                 if let Err(e) = hooks::call(py, &hook_cfg, name, (hook_worker.clone_ref(py),)) {
                     observe::exception(
                         &format!("Exception in {name} hook"),

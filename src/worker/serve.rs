@@ -328,7 +328,7 @@ async fn accept(src: &Source) -> std::io::Result<(Stream, Option<std::net::Socke
     match src {
         Source::Tcp(l) => {
             let (s, a) = l.accept().await?;
-            let _ = s.set_nodelay(true);
+            // TCP_NODELAY is inherited from the listening socket.
             Ok((Stream::Tcp(s), Some(a)))
         }
         Source::Unix(l) => {

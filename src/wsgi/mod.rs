@@ -492,6 +492,7 @@ fn finish(
     match outcome {
         Ok(()) => {
             if resp.should_close() || !crate::worker::signals::alive() {
+                c.request_complete = body.finished();
                 return After::Close(c);
             }
             // Drain what the app left of the body so the next request starts at its head.
