@@ -20,7 +20,7 @@ COOKIE_VAL = re.compile(r"\b(session|sessionid|csrftoken|messages)=(\"[^\"]*\"|[
 CSRF_INPUT = re.compile(r'(name="csrfmiddlewaretoken" value=")[^"]+(")')
 EXPIRES = re.compile(r"(expires=)[A-Za-z]{3}, \d\d[ -][A-Za-z]{3}[ -]\d{4} \d\d:\d\d:\d\d GMT", re.I)
 MP_BOUNDARY = re.compile(r"boundary=[0-9a-f]{32}")
-NOISE = re.compile(r"Control socket (listening at|disabled)|Failed to start control socket")
+NOISE = re.compile(r"Control socket (listening at|disabled|is not supported by rgun yet)|Failed to start control socket")
 FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in ')
 
 

@@ -122,6 +122,16 @@ impl Arbiter {
             Ok(Some(ctx)) => return Outcome::Worker(ctx),
             Err(h) => return Outcome::Exit(self.halt(py, h)),
         }
+        // Where gunicorn logs `Control socket listening at ...`: rgun has no control
+        // interface yet, and says so rather than pretending.
+        if self.cfg.bool("control_socket_disable") {
+            observe::debug("Control socket disabled");
+        } else {
+            let path = self.cfg.str("control_socket").unwrap_or("");
+            observe::warning(&format!(
+                "Control socket is not supported by rgun yet: {path} was not created"
+            ));
+        }
         loop {
             match self.tick(py) {
                 Ok(None) => {}

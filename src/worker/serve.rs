@@ -375,7 +375,8 @@ async fn serve_conn(srv: Arc<Server>, mut conn: Conn) {
             observe::info("Autorestarting worker after current request.");
             signals::stop(false);
         }
-        let force_close = !signals::alive();
+        // gthread with keepalive 0 closes every connection (gunicorn forces `Connection: close`).
+        let force_close = !signals::alive() || srv.keepalive.is_none();
         let after = match &srv.pool {
             Some(tx) => {
                 let (reply, rx) = oneshot::channel();
