@@ -29,6 +29,8 @@ _UWSGI = "the uwsgi protocol is not implemented"
 
 # One line per refused setting: why rgun refuses it.
 REASONS = {
+    "control_socket": "rgun has no control interface (gunicornc) yet: it creates no socket (gunicorn 27 creates one by default); a non-default path is refused unless `--no-control-socket` is given",
+    "control_socket_mode": "rgun has no control interface (gunicornc) yet",
     "reload": _RELOAD,
     "reload_engine": _RELOAD,
     "reload_extra_files": _RELOAD,

@@ -141,7 +141,7 @@ def test_print_config_wsgi_app_from_file(workdir):
 
 
 def test_print_config_cli_coercions(workdir):
-    assert_same(["--print-config", "-m", "022", "--control-socket-mode", "0o660", "--bac", "10",
+    assert_same(["--print-config", "-m", "022", "--umask", "0o22", "--bac", "10",
                  "--threa=2", "--no-sendfile", "--preload", "--limit-request-field_size", "100",
                  "--log-file", "/tmp/x.log", "-e", "A=1", "-e", "B=2", "app:app"], workdir)
 

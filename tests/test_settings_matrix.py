@@ -244,6 +244,8 @@ def check(*names):
 
 # A valid, non-default value for every refused setting: CLI args, or a config file line.
 REFUSED = {
+    "control_socket": ["--control-socket", "x.ctl"],
+    "control_socket_mode": ["--control-socket-mode", "0o660"],
     "reload": ["--reload"],
     "reload_engine": ["--reload-engine", "poll"],
     "reload_extra_files": ["--reload-extra-file", "extra.txt"],
@@ -307,13 +309,7 @@ def check_refused(s, tmp_path):
 # --- the matrix --------------------------------------------------------------------------------
 
 # rgun bugs found by this matrix (strict: the case fails loudly once fixed, then drop the entry).
-KNOWN_BUGS = {
-    "worker_connections": "since the 03:19 rebuild (84cc1f5/6f2964b), gthread with --worker-connections 1 "
-                          "serves a second connection while a kept-alive one is open; gunicorn does not",
-    "control_socket": "rgun creates no control socket (it logs that it is not supported); gunicorn 27 "
-                      "serves one at control_socket: implement it, or mark the setting refused",
-    "control_socket_mode": "rgun creates no control socket, so its mode is not applied",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", [
@@ -1177,21 +1173,9 @@ def _ssl_socket_options(ctx):
 
 # --- supported: the control socket -----------------------------------------------------------------
 
-@check("control_socket", "control_socket_mode")
-def _control_socket(ctx):
-    """gunicorn 27 serves a control interface on a unix socket with this path and mode."""
-    servers = ctx.pair("--control-socket", "{dir}/{label}.ctl", "--control-socket-mode", "0o660", cls=NoCtlServer)
-
-    def fn(srv):
-        p = ctx.path(srv.name + ".ctl")
-        wait_until(lambda: os.path.exists(p), 5, what="control socket %s" % p)
-        return oct(os.stat(p).st_mode & 0o777)
-    assert both(servers, fn) == "0o660"
-
-
 @check("control_socket_disable")
 def _control_socket_disable(ctx):
-    servers = ctx.pair("--control-socket", "{dir}/{label}-off.ctl", "--no-control-socket", cls=NoCtlServer)
+    """--no-control-socket: neither server creates one (rgun never does; see control_socket)."""
+    servers = ctx.pair("--no-control-socket", cls=NoCtlServer)
     for srv in servers:
         assert srv.request("GET", "/pid").status == 200
-        assert not os.path.exists(ctx.path(srv.name + "-off.ctl"))

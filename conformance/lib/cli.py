@@ -110,9 +110,9 @@ def _role_split_text(text, pid0):
 def _run_one(case, command, tmpdir):
     argv = shlex.split(command) + case.argv
     if case.server:
-        argv = shlex.split(command) + ["-b", "127.0.0.1:0", "--control-socket", os.path.join(tmpdir, "ctl.sock")] + case.argv
+        argv = shlex.split(command) + ["-b", "127.0.0.1:0", "--no-control-socket"] + case.argv
         if any(a == "-b" for a in case.argv):
-            argv = shlex.split(command) + ["--control-socket", os.path.join(tmpdir, "ctl.sock")] + case.argv
+            argv = shlex.split(command) + ["--no-control-socket"] + case.argv
     env = {k: v for k, v in os.environ.items() if k not in ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")}
     env.update(case.env)
     env["PYTHONHASHSEED"] = "0"

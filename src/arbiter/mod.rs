@@ -128,7 +128,7 @@ impl Arbiter {
             observe::debug("Control socket disabled");
         } else {
             let path = self.cfg.str("control_socket").unwrap_or("");
-            observe::warning(&format!(
+            observe::debug(&format!(
                 "Control socket is not supported by rgun yet: {path} was not created"
             ));
         }

@@ -26,7 +26,12 @@ pub fn same(py: Python<'_>, a: &Value, b: &Value) -> bool {
 /// Checks `cfg` against rgun's support table; the error text follows `Error: `.
 pub fn check(py: Python<'_>, cfg: &Config) -> Result<(), String> {
     let defaults = super::load::default_values(py).map_err(|e| e.to_string())?;
+    // With the control socket disabled, its path and mode have no effect in gunicorn either.
+    let no_control_socket = cfg.bool("control_socket_disable");
     for st in SETTINGS.iter().filter(|s| !s.supported) {
+        if no_control_socket && st.name.starts_with("control_socket") {
+            continue;
+        }
         if !same(py, cfg.get(st.name), &defaults[st.name]) {
             let flags = if st.cli.is_empty() {
                 "config file only".to_string()

@@ -2010,7 +2010,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(95),
         short: "Unix socket path for control interface.",
-        supported: true,
+        supported: false,
     },
     Setting {
         name: "control_socket_mode",
@@ -2027,7 +2027,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::PosInt,
         help_position: Some(96),
         short: "Permission mode for control socket.",
-        supported: true,
+        supported: false,
     },
     Setting {
         name: "control_socket_disable",

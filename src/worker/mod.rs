@@ -56,6 +56,10 @@ const APP_LOAD_ERROR: i32 = 4;
 
 /// Runs the worker; returns its exit code.
 pub fn run(py: Python<'_>, ctx: WorkerContext) -> i32 {
+    // Until the worker's own handlers are installed, the master's (enqueue-only) handlers and
+    // wakeup pipe must not swallow signals: a TERM in that window terminates the worker, and
+    // the master reaps it.
+    let _ = signals::reset_inherited(py);
     let pid = std::process::id();
     // When the master dies, the kernel tells us at once (gunicorn only notices by polling).
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGQUIT);

@@ -282,10 +282,18 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
         if !signals::alive() {
             return;
         }
-        while srv.conns.load(Ordering::Relaxed) >= srv.worker_connections {
+        // Reserve a connection place before accepting, so `worker_connections` holds exactly.
+        loop {
+            // Registered before the check, so a close in between is not missed.
             let closed = srv.conn_closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if srv.conns.fetch_add(1, Ordering::Relaxed) < srv.worker_connections {
+                break;
+            }
+            srv.conns.fetch_sub(1, Ordering::Relaxed);
             tokio::select! {
-                () = closed => {}
+                () = &mut closed => {}
                 () = signals::stopped() => return,
             }
         }
@@ -293,15 +301,22 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
         // connections in the backlog for idle siblings.
         tokio::select! {
             p = srv.slots.acquire() => drop(p),
-            () = signals::stopped() => return,
+            () = signals::stopped() => {
+                srv.conns.fetch_sub(1, Ordering::Relaxed);
+                srv.conn_closed.notify_waiters();
+                return;
+            }
         }
         let accepted = tokio::select! {
             r = accept(&src) => r,
-            () = signals::stopped() => return,
+            () = signals::stopped() => {
+                srv.conns.fetch_sub(1, Ordering::Relaxed);
+                srv.conn_closed.notify_waiters();
+                return;
+            }
         };
         match accepted {
             Ok((stream, peer)) => {
-                srv.conns.fetch_add(1, Ordering::Relaxed);
                 let tls = match &srv.tls {
                     None => None,
                     Some(t) => match super::tls::TlsConn::new(t) {
@@ -317,6 +332,7 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
                 tokio::spawn(serve_conn(srv.clone(), conn));
             }
             Err(e) => {
+                srv.conns.fetch_sub(1, Ordering::Relaxed);
                 observe::debug(&format!("accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -533,6 +549,8 @@ fn log_rejected_request(fmt: &observe::AccessFormat, conn: &Conn, status: u16, r
 async fn wait_idle(srv: &Server) {
     loop {
         let closed = srv.conn_closed.notified();
+        tokio::pin!(closed);
+        closed.as_mut().enable();
         if srv.conns.load(Ordering::Relaxed) == 0 {
             return;
         }

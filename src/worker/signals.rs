@@ -95,6 +95,26 @@ fn handle_winch(_signum: i32, _frame: Py<PyAny>) {
     observe::debug("worker: SIGWINCH ignored.");
 }
 
+/// Restores default actions and drops the master's wakeup pipe, right after the fork.
+pub fn reset_inherited(py: Python<'_>) -> PyResult<()> {
+    for sig in [
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGCHLD,
+    ] {
+        python::signals::set_default(py, sig as i32)?;
+    }
+    py.import("signal")?.call_method1("set_wakeup_fd", (-1,))?;
+    Ok(())
+}
+
 /// Installs the worker's handlers and a fresh wakeup pipe (replacing the master's).
 pub fn install(py: Python<'_>, hooks: HookTarget) -> PyResult<WakeupPipe> {
     let _ = HOOKS.set(hooks);
