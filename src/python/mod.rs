@@ -14,8 +14,37 @@ use pyo3::prelude::*;
 /// # Fork safety
 /// The master is single-threaded apart from threads a user hook started; `os.fork` is exactly
 /// what gunicorn does in that situation.
+///
+/// The signals a worker handles are blocked across the fork: the child keeps them blocked
+/// (pending) until it has installed its own handlers ([`unblock_worker_signals`]), so a TERM
+/// sent right after the fork is neither lost in the master's inherited handlers nor fatal.
 pub fn fork(py: Python<'_>) -> PyResult<i32> {
-    py.import("os")?.call_method0("fork")?.extract()
+    let set = worker_signals();
+    let _ = set.thread_block();
+    let pid = py
+        .import("os")?
+        .call_method0("fork")
+        .and_then(|p| p.extract::<i32>());
+    if !matches!(pid, Ok(0)) {
+        let _ = set.thread_unblock();
+    }
+    pid
+}
+
+fn worker_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::Signal::*;
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in [
+        SIGTERM, SIGINT, SIGQUIT, SIGABRT, SIGUSR1, SIGUSR2, SIGHUP, SIGWINCH,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// In a worker, once its signal handlers are installed: deliver what arrived meanwhile.
+pub fn unblock_worker_signals() {
+    let _ = worker_signals().thread_unblock();
 }
 
 /// `traceback.format_exception(err)` joined: what gunicorn's `log.exception` appends.

@@ -136,6 +136,7 @@ fn boot(py: Python<'_>, ctx: WorkerContext, worker_obj: &Py<PyAny>) -> i32 {
         Ok(p) => p,
         Err(e) => return boot_error(py, &e),
     };
+    python::unblock_worker_signals();
     let app = match ctx.app {
         Some(a) => a,
         None => match python::app::import_app(py, cfg.app_uri.as_deref().unwrap_or("")) {
