@@ -340,7 +340,12 @@ fn write_result(
     finish_response(ex)
 }
 
-fn write_item(ex: &Arc<Mutex<Exchange>>, item: &Bound<'_, PyAny>) -> PyResult<()> {
+/// Runs `f` on the exchange's connection and response, once the app has started the response
+/// (gunicorn's `AssertionError` otherwise).
+fn with_started<R>(
+    ex: &Arc<Mutex<Exchange>>,
+    f: impl FnOnce(&Conn, &mut ResponseState, &Waiter) -> PyResult<R>,
+) -> PyResult<R> {
     let mut g = lock(ex);
     let Exchange {
         conn, resp, waiter, ..
@@ -353,7 +358,11 @@ fn write_item(ex: &Arc<Mutex<Exchange>>, item: &Bound<'_, PyAny>) -> PyResult<()
             "Response headers not set!",
         ));
     }
-    match item.cast::<PyBytes>() {
+    f(conn, resp, waiter)
+}
+
+fn write_item(ex: &Arc<Mutex<Exchange>>, item: &Bound<'_, PyAny>) -> PyResult<()> {
+    with_started(ex, |conn, resp, waiter| match item.cast::<PyBytes>() {
         Ok(b) => resp
             .write(conn, waiter, b.as_bytes())
             .map_err(io_stop_to_py),
@@ -364,23 +373,13 @@ fn write_item(ex: &Arc<Mutex<Exchange>>, item: &Bound<'_, PyAny>) -> PyResult<()
                 item.repr()?
             )))
         }
-    }
+    })
 }
 
 fn finish_response(ex: &Arc<Mutex<Exchange>>) -> PyResult<()> {
-    let mut g = lock(ex);
-    let Exchange {
-        conn, resp, waiter, ..
-    } = &mut *g;
-    let conn = conn
-        .as_ref()
-        .ok_or_else(|| pyo3::exceptions::PyOSError::new_err("connection gone"))?;
-    if resp.status.is_none() {
-        return Err(pyo3::exceptions::PyAssertionError::new_err(
-            "Response headers not set!",
-        ));
-    }
-    resp.close(conn, waiter).map_err(io_stop_to_py)
+    with_started(ex, |conn, resp, waiter| {
+        resp.close(conn, waiter).map_err(io_stop_to_py)
+    })
 }
 
 /// `wsgi.file_wrapper` with a real file: `sendfile(2)` from the current offset, which is
@@ -404,53 +403,44 @@ fn send_file(
     else {
         return Ok(false);
     };
-    let mut g = lock(ex);
-    let Exchange {
-        conn, resp, waiter, ..
-    } = &mut *g;
-    let conn = conn
-        .as_ref()
-        .ok_or_else(|| pyo3::exceptions::PyOSError::new_err("connection gone"))?;
-    if resp.status.is_none() {
-        return Err(pyo3::exceptions::PyAssertionError::new_err(
-            "Response headers not set!",
-        ));
-    }
-    let nbytes = match resp.response_length {
-        Some(n) => n,
-        None => {
-            let size: i64 = os
-                .call_method1("fstat", (fileno,))?
-                .getattr("st_size")?
-                .extract()?;
-            u64::try_from(size - offset).unwrap_or(0)
+    with_started(ex, |conn, resp, waiter| {
+        let nbytes = match resp.response_length {
+            Some(n) => n,
+            None => {
+                let size: i64 = os
+                    .call_method1("fstat", (fileno,))?
+                    .getattr("st_size")?
+                    .extract()?;
+                u64::try_from(size - offset).unwrap_or(0)
+            }
+        };
+        if resp.omits_body() {
+            resp.write(conn, waiter, b"").map_err(io_stop_to_py)?;
+            if nbytes > 0 {
+                response::no_body_warning(&resp.method, resp.status_code);
+            }
+            return Ok(true);
         }
-    };
-    if resp.omits_body() {
-        resp.write(conn, waiter, b"").map_err(io_stop_to_py)?;
-        if nbytes > 0 {
-            response::no_body_warning(&resp.method, resp.status_code);
+        let mut head = Vec::new();
+        if !resp.headers_sent {
+            resp.header_block(&mut head);
+            resp.headers_sent = true;
         }
-        return Ok(true);
-    }
-    let mut head = Vec::new();
-    if !resp.headers_sent {
-        resp.header_block(&mut head);
-        resp.headers_sent = true;
-    }
-    if resp.chunked {
-        head.extend_from_slice(format!("{nbytes:X}\r\n").as_bytes());
-    }
-    conn.write_all_blocking(&[&head], waiter)
-        .map_err(io_stop_to_py)?;
-    // gunicorn does not count sendfile bytes in `resp.sent` (its access log shows 0).
-    crate::worker::sendfile::send(conn, fileno, offset, nbytes, waiter).map_err(io_stop_to_py)?;
-    if resp.chunked {
-        conn.write_all_blocking(&[b"\r\n"], waiter)
+        if resp.chunked {
+            head.extend_from_slice(format!("{nbytes:X}\r\n").as_bytes());
+        }
+        conn.write_all_blocking(&[&head], waiter)
             .map_err(io_stop_to_py)?;
-    }
-    os.call_method1("lseek", (fileno, offset, 0))?;
-    Ok(true)
+        // gunicorn does not count sendfile bytes in `resp.sent` (its access log shows 0).
+        crate::worker::sendfile::send(conn, fileno, offset, nbytes, waiter)
+            .map_err(io_stop_to_py)?;
+        if resp.chunked {
+            conn.write_all_blocking(&[b"\r\n"], waiter)
+                .map_err(io_stop_to_py)?;
+        }
+        os.call_method1("lseek", (fileno, offset, 0))?;
+        Ok(true)
+    })
 }
 
 /// After the app: access log, error handling, and whether the connection lives on.
