@@ -96,7 +96,35 @@ def _all_loggers():
     return [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
 
 
-class Logger:
+class LoggerMethods:
+    """gunicorn's Logger level methods over ``self.error_log``; shared by rgun's two Logger
+    classes (the fast-path one in ``_objects`` and this Python-mode one)."""
+
+    def critical(self, msg, *args, **kwargs):
+        self.error_log.critical(msg, *args, **kwargs)
+
+    def error(self, msg, *args, **kwargs):
+        self.error_log.error(msg, *args, **kwargs)
+
+    def warning(self, msg, *args, **kwargs):
+        self.error_log.warning(msg, *args, **kwargs)
+
+    def info(self, msg, *args, **kwargs):
+        self.error_log.info(msg, *args, **kwargs)
+
+    def debug(self, msg, *args, **kwargs):
+        self.error_log.debug(msg, *args, **kwargs)
+
+    def exception(self, msg, *args, **kwargs):
+        self.error_log.exception(msg, *args, **kwargs)
+
+    def log(self, lvl, msg, *args, **kwargs):
+        if isinstance(lvl, str):
+            lvl = LOG_LEVELS.get(lvl.lower(), logging.INFO)
+        self.error_log.log(lvl, msg, *args, **kwargs)
+
+
+class Logger(LoggerMethods):
     """``server.log`` in Python mode: gunicorn's Logger interface and setup rules."""
 
     LOG_LEVELS = LOG_LEVELS
@@ -207,31 +235,6 @@ class Logger:
         h.setFormatter(formatter)
         h._gunicorn = True
         log.addHandler(h)
-
-    # -- the Logger interface -----------------------------------------------------------------
-
-    def critical(self, msg, *args, **kwargs):
-        self.error_log.critical(msg, *args, **kwargs)
-
-    def error(self, msg, *args, **kwargs):
-        self.error_log.error(msg, *args, **kwargs)
-
-    def warning(self, msg, *args, **kwargs):
-        self.error_log.warning(msg, *args, **kwargs)
-
-    def info(self, msg, *args, **kwargs):
-        self.error_log.info(msg, *args, **kwargs)
-
-    def debug(self, msg, *args, **kwargs):
-        self.error_log.debug(msg, *args, **kwargs)
-
-    def exception(self, msg, *args, **kwargs):
-        self.error_log.exception(msg, *args, **kwargs)
-
-    def log(self, lvl, msg, *args, **kwargs):
-        if isinstance(lvl, str):
-            lvl = LOG_LEVELS.get(lvl.lower(), logging.INFO)
-        self.error_log.log(lvl, msg, *args, **kwargs)
 
     @property
     def access_log_enabled(self):

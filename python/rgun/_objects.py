@@ -12,6 +12,7 @@ import sys
 import traceback
 
 from rgun import _core
+from rgun._glogging import LOG_LEVELS, LoggerMethods
 
 SERVER = "gunicorn"
 SERVER_SOFTWARE = "gunicorn/%s" % _core.GUNICORN_VERSION
@@ -199,11 +200,10 @@ def setup_logging(loglevel, access_enabled):
     access.setLevel(logging.INFO)
 
 
-class Logger:
+class Logger(LoggerMethods):
     """``server.log`` / ``worker.log``: gunicorn's Logger interface."""
 
-    LOG_LEVELS = {"critical": logging.CRITICAL, "error": logging.ERROR, "warning": logging.WARNING,
-                  "info": logging.INFO, "debug": logging.DEBUG}
+    LOG_LEVELS = LOG_LEVELS
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -212,29 +212,6 @@ class Logger:
         self.error_handlers = []
         self.access_handlers = []
         self.logfile = None
-
-    def critical(self, msg, *args, **kwargs):
-        self.error_log.critical(msg, *args, **kwargs)
-
-    def error(self, msg, *args, **kwargs):
-        self.error_log.error(msg, *args, **kwargs)
-
-    def warning(self, msg, *args, **kwargs):
-        self.error_log.warning(msg, *args, **kwargs)
-
-    def info(self, msg, *args, **kwargs):
-        self.error_log.info(msg, *args, **kwargs)
-
-    def debug(self, msg, *args, **kwargs):
-        self.error_log.debug(msg, *args, **kwargs)
-
-    def exception(self, msg, *args, **kwargs):
-        self.error_log.exception(msg, *args, **kwargs)
-
-    def log(self, lvl, msg, *args, **kwargs):
-        if isinstance(lvl, str):
-            lvl = self.LOG_LEVELS.get(lvl.lower(), logging.INFO)
-        self.error_log.log(lvl, msg, *args, **kwargs)
 
     def access(self, resp, req, environ, request_time):
         pass
