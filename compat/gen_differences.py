@@ -67,6 +67,26 @@ REASONS = {
 }
 
 
+# Deliberate differences no conformance case exercises (kept here so the document lists them).
+OTHER = [
+    ("Server name", "rgun names itself: `Server: rgun`, `Starting rgun <version>`, `rgun --version`. "
+     "`SERVER_SOFTWARE` stays `gunicorn/27.0.1` so code that detects gunicorn keeps working."),
+    ("Control socket", "gunicorn 27 creates a control socket by default and logs `Control socket listening at ...`; "
+     "rgun has no control interface yet and creates none (it logs that at debug level)."),
+    ("Slow clients", "every worker class reads request heads asynchronously, so clients that send slowly cost no "
+     "worker; the first request's head must arrive within `timeout` seconds (gunicorn's sync worker waits forever)."),
+    ("Dead master", "workers exit within a second of the master being killed (`PR_SET_PDEATHSIG`); gunicorn's "
+     "notice it only on their next poll."),
+    ("HUP with a broken config", "a config error during a SIGHUP reload keeps the previous configuration and "
+     "still restarts the workers; gunicorn 27 exits the master."),
+    ("`http_parser`", "rgun always uses its own parser, which accepts and rejects exactly what gunicorn's does; "
+     "`fast` without `gunicorn_h1c` installed makes gunicorn answer 500 to every request, rgun serves."),
+    ("`do_handshake_on_connect`", "accepted; rgun's TLS handshake always happens on the connection's first read."),
+    ("`logger_class` with `access()`", "a logger class that overrides `access()` is refused: rgun renders "
+     "access lines itself."),
+]
+
+
 def _cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -138,6 +158,9 @@ def generate():
                                              _cell(d.get("reason", ""))))
     if not known:
         out.append("| (none) | | |")
+    out += ["", "## Other deliberate differences", "", "| area | difference |", "|---|---|"]
+    for area, text in OTHER:
+        out.append("| %s | %s |" % (_cell(area), _cell(text)))
     return "\n".join(out) + "\n"
 
 
