@@ -118,47 +118,20 @@ pub fn reset_inherited(py: Python<'_>) -> PyResult<()> {
 /// Installs the worker's handlers and a fresh wakeup pipe (replacing the master's).
 pub fn install(py: Python<'_>, hooks: HookTarget) -> PyResult<WakeupPipe> {
     let _ = HOOKS.set(hooks);
-    for sig in [
-        Signal::SIGABRT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGWINCH,
-        Signal::SIGCHLD,
-        Signal::SIGTTIN,
-        Signal::SIGTTOU,
-    ] {
-        python::signals::set_default(py, sig as i32)?;
-    }
+    reset_inherited(py)?;
+    python::signals::set_default(py, Signal::SIGABRT as i32)?;
     let pipe = WakeupPipe::install(py)?;
-    let set = |sig: Signal, f: Bound<'_, PyAny>| python::signals::set_handler(py, sig as i32, &f);
-    set(
-        Signal::SIGQUIT,
-        wrap_pyfunction!(handle_quit, py)?.into_any(),
-    )?;
-    set(
-        Signal::SIGTERM,
-        wrap_pyfunction!(handle_exit, py)?.into_any(),
-    )?;
-    set(
-        Signal::SIGINT,
-        wrap_pyfunction!(handle_quit, py)?.into_any(),
-    )?;
-    set(
-        Signal::SIGWINCH,
-        wrap_pyfunction!(handle_winch, py)?.into_any(),
-    )?;
-    set(
-        Signal::SIGUSR1,
-        wrap_pyfunction!(handle_usr1, py)?.into_any(),
-    )?;
-    set(
-        Signal::SIGABRT,
-        wrap_pyfunction!(handle_abort, py)?.into_any(),
-    )?;
+    let handlers = [
+        (Signal::SIGQUIT, wrap_pyfunction!(handle_quit, py)?),
+        (Signal::SIGTERM, wrap_pyfunction!(handle_exit, py)?),
+        (Signal::SIGINT, wrap_pyfunction!(handle_quit, py)?),
+        (Signal::SIGWINCH, wrap_pyfunction!(handle_winch, py)?),
+        (Signal::SIGUSR1, wrap_pyfunction!(handle_usr1, py)?),
+        (Signal::SIGABRT, wrap_pyfunction!(handle_abort, py)?),
+    ];
+    for (sig, f) in handlers {
+        python::signals::set_handler(py, sig as i32, f.as_any())?;
+    }
     // TERM and USR1 must not interrupt requests in progress.
     python::signals::siginterrupt(py, Signal::SIGTERM as i32, false)?;
     python::signals::siginterrupt(py, Signal::SIGUSR1 as i32, false)?;

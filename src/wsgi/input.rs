@@ -169,6 +169,30 @@ fn stop_to_py(py: Python<'_>, ex: &mut Exchange, stop: BodyStop) -> PyErr {
 }
 
 impl Input {
+    /// Reads with `f` on the live connection and body (an empty result once the exchange is
+    /// over), for `read`/`readline`; `size == Some(0)` reads nothing.
+    fn read_with<'py>(
+        &self,
+        py: Python<'py>,
+        size: Option<&Bound<'py, PyAny>>,
+        f: impl FnOnce(&mut Conn, &mut BodyState, &Waiter, Option<usize>) -> Result<Vec<u8>, BodyStop>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let size = size_arg(size)?;
+        if size == Some(0) {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let data = self.with(py, |ex| {
+            let Exchange {
+                conn, body, waiter, ..
+            } = ex;
+            match conn.as_mut() {
+                Some(conn) => f(conn, body, waiter, size),
+                None => Ok(Vec::new()),
+            }
+        })?;
+        Ok(PyBytes::new(py, &data))
+    }
+
     fn with<R>(
         &self,
         py: Python<'_>,
@@ -208,21 +232,10 @@ impl Input {
         py: Python<'py>,
         size: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let size = size_arg(size)?;
-        if size == Some(0) {
-            return Ok(PyBytes::new(py, b""));
-        }
-        let data = self.with(py, |ex| {
-            let Exchange {
-                conn, body, waiter, ..
-            } = ex;
-            let Some(conn) = conn.as_mut() else {
-                return Ok(Vec::new());
-            };
+        self.read_with(py, size, |conn, body, waiter, size| {
             body.fill(conn, waiter, size.unwrap_or(usize::MAX))?;
             Ok(body.take(size))
-        })?;
-        Ok(PyBytes::new(py, &data))
+        })
     }
 
     #[pyo3(signature = (size=None))]
@@ -231,17 +244,7 @@ impl Input {
         py: Python<'py>,
         size: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let size = size_arg(size)?;
-        if size == Some(0) {
-            return Ok(PyBytes::new(py, b""));
-        }
-        let data = self.with(py, |ex| {
-            let Exchange {
-                conn, body, waiter, ..
-            } = ex;
-            let Some(conn) = conn.as_mut() else {
-                return Ok(Vec::new());
-            };
+        self.read_with(py, size, |conn, body, waiter, size| {
             let limit = size.unwrap_or(usize::MAX);
             let mut scanned = 0;
             loop {
@@ -258,8 +261,7 @@ impl Input {
                     return Ok(body.take(None));
                 }
             }
-        })?;
-        Ok(PyBytes::new(py, &data))
+        })
     }
 
     #[pyo3(signature = (hint=None))]
