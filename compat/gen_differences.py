@@ -40,7 +40,6 @@ REASONS = {
     "enable_backlog_metric": _STATSD + " (the backlog metric is emitted through StatsD)",
     "paste": _PASTE,
     "raw_paste_global_conf": _PASTE,
-    "pre_exec": "re-executing the master (USR2 binary upgrade) is not implemented, so the hook would never run",
     "ssl_context": "TLS is rustls, configured from the SSL settings; a Python `ssl.SSLContext` cannot be used",
     "protocol": _UWSGI,
     "uwsgi_allow_ips": _UWSGI,

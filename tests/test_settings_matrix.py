@@ -254,7 +254,6 @@ REFUSED = {
     "statsd_prefix": ["--statsd-prefix", "mx"],
     "enable_backlog_metric": ["--enable-backlog-metric"],
     "paste": ["--paste", "development.ini"],
-    "pre_exec": "def pre_exec(server):\n    pass\n",
     "ssl_context": "def ssl_context(config, default_ssl_context_factory):\n    return default_ssl_context_factory()\n",
     "protocol": ["--protocol", "uwsgi"],
     "uwsgi_allow_ips": ["--uwsgi-allow-from", "10.0.0.1"],
@@ -1065,6 +1064,20 @@ def _hooks(ctx, name):
     events = {label: run_scenario(exe) for label, exe in EXES}
     for label in events:
         assert name in {e[0] for e in events[label]}, (label, name)
+
+
+@check("pre_exec")
+def _pre_exec(ctx):
+    """USR2 runs pre_exec in the forked child, before the re-exec (test_upgrade.py compares the
+    whole binary upgrade)."""
+    import tempfile
+    from pathlib import Path
+
+    from test_upgrade import _usr2_run
+    line = ("NEW", "INFO", "pre_exec pid=NEW master_pid=0 reexec_pid=0 systemd=False")
+    for label, exe in EXES:
+        with tempfile.TemporaryDirectory() as d:
+            assert line in _usr2_run(exe, Path(d) / "run"), label
 
 
 # --- supported: TLS --------------------------------------------------------------------------------

@@ -10,5 +10,8 @@ def run():
 
 
 if __name__ == "__main__":
+    import rgun
+
     sys.argv[0] = "rgun"
+    rgun._launched_as_module = True
     run()

@@ -308,6 +308,16 @@ class ThreadWorker(Worker):
     pass
 
 
+def _launch_args():
+    """How this master was started, for the USR2 re-exec: ``[sys.executable] + sys.argv`` as
+    gunicorn; under ``python -m rgun`` (argv[0] set to ``rgun``) the module form again."""
+    import rgun
+
+    if getattr(rgun, "_launched_as_module", False):
+        return [sys.executable, "-m", "rgun"] + sys.argv[1:]
+    return [sys.executable] + sys.argv
+
+
 class Arbiter:
     """``server``: what gunicorn's ``Arbiter`` exposes to hooks."""
 
@@ -332,7 +342,7 @@ class Arbiter:
         self.systemd = False
         self.address = cfg.address
         self.worker_class = worker_class
-        self.START_CTX = {"args": [sys.executable] + sys.argv, "cwd": os.getcwd(), 0: sys.executable}
+        self.START_CTX = {"args": _launch_args(), "cwd": os.getcwd(), 0: sys.executable}
 
     def reload(self):
         os.kill(self.pid, signal.SIGHUP)

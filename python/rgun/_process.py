@@ -56,3 +56,20 @@ def set_owner_process(uid, gid, initgroups=False):
             os.setgid(gid)
     if uid and uid != os.getuid():
         os.setuid(uid)
+
+
+def reexec(server, master_pid, fds, systemd):
+    """SIGUSR2, in the forked child after ``pre_exec``: execute the original command line again
+    with the environment as it was when the configuration was read, plus ``GUNICORN_PID`` and
+    the listeners (``GUNICORN_FD``, or ``LISTEN_PID``/``LISTEN_FDS`` for systemd's sockets)."""
+    environ = server.cfg.env_orig.copy()
+    environ["GUNICORN_PID"] = str(master_pid)
+    if systemd:
+        environ["LISTEN_PID"] = str(os.getpid())
+        environ["LISTEN_FDS"] = str(len(fds))
+    else:
+        environ["GUNICORN_FD"] = ",".join(str(fd) for fd in fds)
+    for fd in fds:
+        os.set_inheritable(fd, True)
+    os.chdir(server.START_CTX["cwd"])
+    os.execvpe(server.START_CTX[0], server.START_CTX["args"], environ)

@@ -5,6 +5,7 @@
 //! Invariants: the master never serves a request and never runs app code (except `--preload`'s
 //! import); signal handlers only enqueue (the wakeup pipe), and the loop dispatches.
 
+mod upgrade;
 mod workers;
 
 use std::collections::BTreeMap;
@@ -81,6 +82,12 @@ pub struct Arbiter {
     tls: Option<crate::worker::tls::Tls>,
     /// The command line, loaded again on SIGHUP.
     argv: Vec<String>,
+    /// While this master is a USR2 child: the old master's pid (`GUNICORN_PID`), else 0.
+    master_pid: i32,
+    /// The USR2 child this master forked and has not reaped yet, else 0.
+    reexec_pid: i32,
+    /// The listeners came from systemd socket activation.
+    systemd: bool,
 }
 
 impl Arbiter {
@@ -107,6 +114,9 @@ impl Arbiter {
             worker_class,
             queue: Vec::new(),
             argv,
+            master_pid: 0,
+            reexec_pid: 0,
+            systemd: false,
         }
     }
 
@@ -145,11 +155,19 @@ impl Arbiter {
         // gunicorn assigns num_workers while setting up: the hook sees old_value None.
         let n = self.num_workers;
         self.hook(py, "nworkers_changed", |py, s| (s, n, py.None()));
+        observe::info(&format!("Starting rgun {}", crate::VERSION));
+        self.read_upgrade_env();
         hooks::set_attr(py, &self.objs.server, "proc_name", self.proc_name());
         hooks::set_attr(py, &self.objs.server, "pid", self.pid);
-        observe::info(&format!("Starting rgun {}", crate::VERSION));
+        hooks::set_attr(py, &self.objs.server, "master_pid", self.master_pid);
+        hooks::set_attr(py, &self.objs.server, "master_name", self.master_name());
         if let Some(path) = self.cfg.str("pidfile") {
-            match Pidfile::create(path, self.pid) {
+            let path = if self.master_pid != 0 {
+                format!("{path}.2")
+            } else {
+                path.to_string()
+            };
+            match Pidfile::create(&path, self.pid) {
                 Ok(p) => self.pidfile = Some(p),
                 Err(msg) => {
                     eprintln!(
@@ -185,9 +203,18 @@ Error: {msg}
                 return Err(Halt::startup(1));
             }
         }
+        let inherited = self.inherited_fds(py);
+        self.systemd = inherited.systemd;
+        hooks::set_attr(py, &self.objs.server, "systemd", self.systemd);
         // With SO_REUSEPORT, gunicorn's master binds nothing: each worker binds its own sockets.
         if !self.reuse_port() {
-            self.listeners = self.bind(py, &addrs).map_err(|msg| {
+            let bound = if inherited.fds.is_empty() {
+                self.bind(py, &addrs)
+            } else {
+                // Any inherited descriptor replaces every `bind` address (gunicorn's rule).
+                self.adopt(&inherited)
+            };
+            self.listeners = bound.map_err(|msg| {
                 observe::error(&msg);
                 Halt::startup(1)
             })?;
@@ -198,13 +225,25 @@ Error: {msg}
         let shown: Vec<String> = self.listeners.iter().map(|l| l.display(tls)).collect();
         observe::info(&format!("Listening at: {} ({})", shown.join(","), self.pid));
         observe::info(&format!("Using worker: {}", self.worker_class));
+        let notify_socket = std::env::var("NOTIFY_SOCKET").ok();
+        if let Err(e) = crate::unix::systemd::notify(
+            notify_socket.as_deref(),
+            "READY=1\nSTATUS=Gunicorn arbiter booted",
+        ) {
+            observe::debug(&format!("Exception while invoking sd_notify(): {e}"));
+        }
         self.hook(py, "when_ready", |py, s| (s.clone_ref(py),));
         Ok(())
     }
 
-    /// gunicorn's `cfg.proc_name`.
+    /// gunicorn's `cfg.proc_name`, with `.2` while this master is a USR2 child.
     fn proc_name(&self) -> String {
-        self.cfg.proc_name().unwrap_or("").to_string()
+        let name = self.cfg.proc_name().unwrap_or("");
+        if self.master_pid != 0 {
+            format!("{name}.2")
+        } else {
+            name.to_string()
+        }
     }
 
     /// `reuse_port` on a platform with SO_REUSEPORT (Linux always has it).
@@ -241,6 +280,7 @@ Error: {msg}
 
     /// One pass of the main loop.
     fn tick(&mut self, py: Python<'_>) -> Result<Option<Box<WorkerContext>>, Halt> {
+        self.maybe_promote_master(py);
         let wait = self.next_wait();
         self.wait_for_signals(py, wait);
         while !self.queue.is_empty() {
@@ -326,7 +366,7 @@ Error: {msg}
                 })
             }
             Signal::SIGHUP => {
-                observe::info("Hang up: Master");
+                observe::info(&format!("Hang up: {}", self.master_name()));
                 self.reload(py)
             }
             Signal::SIGTTIN => {
@@ -344,10 +384,7 @@ Error: {msg}
                 self.kill_workers(Signal::SIGUSR1);
                 Ok(None)
             }
-            Signal::SIGUSR2 => {
-                observe::error("USR2 (binary upgrade) is not supported by rgun yet; ignoring it");
-                Ok(None)
-            }
+            Signal::SIGUSR2 => self.reexec(py),
             Signal::SIGWINCH => {
                 if self.cfg.bool("daemon") {
                     observe::info("graceful stop of workers");
@@ -546,8 +583,9 @@ Error: {msg}
     /// gunicorn's `stop(graceful)`: close listeners, signal workers, wait `graceful_timeout`,
     /// then SIGKILL what is left.
     fn stop(&mut self, py: Python<'_>, graceful: bool) {
+        let unlink = self.may_unlink_sockets();
         for l in self.listeners.drain(..) {
-            l.close(true);
+            l.close(unlink);
         }
         self.mirror_listeners(py);
         let sig = if graceful {
@@ -597,10 +635,11 @@ Error: {msg}
         if !self.workers.is_empty() || !self.listeners.is_empty() {
             self.stop(py, true);
         }
+        let line = format!("Shutting down: {}", self.master_name());
         if h.code == 0 {
-            observe::info("Shutting down: Master");
+            observe::info(&line);
         } else {
-            observe::error("Shutting down: Master");
+            observe::error(&line);
         }
         if let Some(reason) = &h.reason {
             if h.code == 0 {

@@ -171,6 +171,11 @@ impl Arbiter {
                 }
                 _ => continue,
             };
+            if pid == self.reexec_pid {
+                self.reexec_pid = 0;
+                hooks::set_attr(py, &self.objs.server, "reexec_pid", 0);
+                continue;
+            }
             let removed = self.workers.remove(&pid);
             if removed.is_some()
                 && let Ok(table) = self.objs.server.bind(py).getattr("WORKERS")

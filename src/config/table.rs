@@ -1177,7 +1177,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Callable(1),
         help_position: None,
         short: "Called just before a new master process is forked.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "pre_request",

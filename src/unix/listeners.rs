@@ -253,6 +253,29 @@ fn fd_socket(fd: RawFd) -> std::io::Result<Socket> {
     Ok(socket)
 }
 
+/// Listeners over descriptors this process inherited (systemd socket activation, or the
+/// `GUNICORN_FD` list a USR2 re-exec passes on). A socket not listening yet gets `listen()`;
+/// one already listening is left as it is (gunicorn 27 checks `SO_ACCEPTCONN`). `owned`: this
+/// master may unlink a unix socket file when it stops (not for systemd's sockets).
+pub fn from_fds(fds: &[RawFd], backlog: i32, owned: bool) -> Result<Vec<Listener>, String> {
+    let mut out = Vec::new();
+    for &fd in fds {
+        let mut l = bind_one(&BindAddr::Fd(fd), backlog, 0)
+            .map_err(|e| format!("inherited descriptor {fd}: {}", py_oserror(&e)))?;
+        let listening =
+            nix::sys::socket::getsockopt(&l.socket, nix::sys::socket::sockopt::AcceptConn)
+                .unwrap_or(false);
+        if !listening {
+            l.socket
+                .listen(backlog)
+                .map_err(|e| format!("inherited descriptor {fd}: {}", py_oserror(&e)))?;
+        }
+        l.owned = owned;
+        out.push(l);
+    }
+    Ok(out)
+}
+
 /// Binds every address, retrying like gunicorn (5 tries, 1 s apart) and logging its lines.
 pub fn bind_all(addrs: &[BindAddr], backlog: i32, umask: u32) -> Result<Vec<Listener>, String> {
     let mut out = Vec::new();

@@ -55,6 +55,14 @@ impl Pidfile {
         Ok(Pidfile { path })
     }
 
+    /// Moves to `path` (a promoted USR2 child takes the configured name): the old file is
+    /// removed and the new one written, as gunicorn's `Pidfile.rename`.
+    pub fn rename(&mut self, path: &str, pid: u32) -> Result<(), String> {
+        self.unlink(pid);
+        *self = Pidfile::create(path, pid)?;
+        Ok(())
+    }
+
     /// Removes the file if it still holds `pid`.
     pub fn unlink(&self, pid: u32) {
         if read_pid(&self.path) == Some(pid) {
