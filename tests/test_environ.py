@@ -54,6 +54,8 @@ def test_environ_same_as_gunicorn(pair, method, path, headers, body, version):
     a.pop("wsgi.early_hints", None)
     b.pop("wsgi.early_hints", None)
     assert a == b
+    # Same key order too (an app iterating the environ sees gunicorn's order).
+    assert list(a) == list(b)
 
 
 def test_early_hints_key(pair):

@@ -79,6 +79,8 @@ pub struct Conn {
     /// The app-visible `gunicorn.socket` object, created on the first request. It shares this
     /// connection's descriptor and is detached when the connection is dropped.
     pub py_socket: Option<pyo3::Py<pyo3::PyAny>>,
+    /// What this connection's requests share in their environs (built on the first request).
+    pub environ: Option<Box<crate::wsgi::environ::ConnEnviron>>,
     /// The last request, body included, was read to its end (set by the WSGI bridge).
     pub request_complete: bool,
 }
@@ -120,6 +122,7 @@ impl Conn {
             requests: 0,
             tls: tls.map(Mutex::new),
             py_socket: None,
+            environ: None,
             request_complete: false,
         }
     }
@@ -185,8 +188,25 @@ impl Conn {
                 read_cap,
                 ..
             } = self;
-            let mut read = || read_into(fd, tls, buf, *read_cap);
-            // `try_io` clears tokio's readiness when the read says `EAGAIN`.
+            // `try_io` clears tokio's readiness when the closure says `WouldBlock`. A plain
+            // read that came back short drained the socket: it reports `WouldBlock` too (the
+            // bytes are kept in `got`), so the next wait goes straight to epoll instead of
+            // paying a `recv` that can only say `EAGAIN`. Safe with edge-triggered epoll: bytes
+            // arriving after this read raise a new edge, and tokio ignores the clear if an
+            // event was already seen since the read started.
+            let mut got = None;
+            let mut read = || match tls {
+                Some(_) => read_into(fd, tls, buf, *read_cap),
+                None => {
+                    let (n, drained) = read_plain(fd, buf, *read_cap)?;
+                    got = Some(n);
+                    if drained && n > 0 {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(n)
+                    }
+                }
+            };
             let res = match stream {
                 Stream::Tcp(s) => {
                     s.readable().await?;
@@ -197,6 +217,9 @@ impl Conn {
                     s.try_io(tokio::io::Interest::READABLE, &mut read)
                 }
             };
+            if let Some(n) = got {
+                return Ok(n);
+            }
             match res {
                 Ok(n) => return Ok(n),
                 Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
@@ -400,17 +423,22 @@ fn read_into(
     cap: usize,
 ) -> io::Result<usize> {
     match tls {
-        None => {
-            let spare = buf.spare(cap.min(READ_CHUNK), cap);
-            let n = recv(fd, spare, MsgFlags::empty()).map_err(io::Error::from)?;
-            buf.filled(n);
-            Ok(n)
-        }
+        None => read_plain(fd, buf, cap).map(|(n, _)| n),
         Some(tls) => tls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .read(fd, buf, cap),
     }
+}
+
+/// One `recv` into `buf`, at most `cap` bytes: the count, and whether it came back short (the
+/// socket had no more bytes at that moment).
+fn read_plain(fd: RawFd, buf: &mut ReadBuf, cap: usize) -> io::Result<(usize, bool)> {
+    let spare = buf.spare(cap.min(READ_CHUNK), cap);
+    let asked = spare.len();
+    let n = recv(fd, spare, MsgFlags::empty()).map_err(io::Error::from)?;
+    buf.filled(n);
+    Ok((n, n < asked))
 }
 
 /// How a blocking wait is bounded and interrupted.

@@ -1,5 +1,14 @@
-//! The environ dict, built the way gunicorn's `wsgi.create` builds it: a per-worker base dict
-//! copied per request, then the request's keys (spec §12.1).
+//! The environ dict, built the way gunicorn's `wsgi.create` builds it, in its key order: the
+//! base keys, `wsgi.input`, `gunicorn.socket`, the request line's keys, the headers, then the
+//! client and server keys (spec §12.1).
+//!
+//! Per connection, a template holds what does not change between its requests (the base keys,
+//! `gunicorn.socket`, placeholders for the request line's keys, the peer's and the listener's
+//! strings); each request copies it. Header keys (`HTTP_...`) are interned once per worker.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -9,12 +18,85 @@ use rgun_h1::RequestHead;
 use crate::unix::listeners::Family;
 use crate::worker::conn::Conn;
 
-/// `%XX`-decodes `path` to bytes, then reads the bytes as latin-1 (`unquote_to_wsgi_str`).
-pub fn unquote_to_wsgi_str(path: &str) -> String {
-    let bytes: Vec<u8> = path.chars().map(|c| c as u32 as u8).collect();
-    if !bytes.contains(&b'%') {
-        return path.to_string();
+/// What a connection's requests share in their environs.
+pub struct ConnEnviron {
+    /// The base environ plus `wsgi.input` (placeholder), `gunicorn.socket` and placeholders for
+    /// `REQUEST_METHOD`, `QUERY_STRING`, `RAW_URI`, `SERVER_PROTOCOL`: copying it gives every
+    /// request gunicorn's key order without inserting those keys again.
+    pub template: Py<PyDict>,
+    /// `REMOTE_ADDR`, `REMOTE_PORT` of the peer.
+    remote: Option<(Py<PyString>, Py<PyString>)>,
+    /// `SERVER_NAME`, `SERVER_PORT` of a TCP listener (unix listeners use the Host header).
+    server: Option<(Py<PyString>, Py<PyString>)>,
+}
+
+impl std::fmt::Debug for ConnEnviron {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnEnviron")
     }
+}
+
+impl ConnEnviron {
+    /// Builds the template from the worker's base environ; `sock` is the connection's
+    /// `gunicorn.socket`.
+    pub fn new(
+        py: Python<'_>,
+        base: &Bound<'_, PyDict>,
+        sock: Py<PyAny>,
+        conn: &Conn,
+    ) -> PyResult<ConnEnviron> {
+        let t = base.copy()?;
+        let none = py.None();
+        t.set_item(intern!(py, "wsgi.input"), &none)?;
+        t.set_item(intern!(py, "gunicorn.socket"), sock)?;
+        t.set_item(intern!(py, "REQUEST_METHOD"), &none)?;
+        t.set_item(intern!(py, "QUERY_STRING"), &none)?;
+        t.set_item(intern!(py, "RAW_URI"), &none)?;
+        t.set_item(intern!(py, "SERVER_PROTOCOL"), &none)?;
+        let text = |s: &str| PyString::new(py, s).unbind();
+        let remote = conn
+            .peer
+            .map(|a| (text(&a.ip().to_string()), text(&a.port().to_string())));
+        let server = match (&conn.listener.family, &conn.listener.server_name_port) {
+            (Family::Tcp, Some((n, p))) => Some((text(n), text(p))),
+            _ => None,
+        };
+        Ok(ConnEnviron {
+            template: t.unbind(),
+            remote,
+            server,
+        })
+    }
+}
+
+/// `HTTP_...` environ keys by header name, interned once per worker (bounded, so a client
+/// sending endless new names cannot grow it).
+#[derive(Default)]
+pub struct HeaderKeys(Mutex<HashMap<String, Py<PyString>>>);
+
+impl HeaderKeys {
+    const MAX: usize = 512;
+
+    fn key<'py>(&self, py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = map.get(name) {
+            return k.bind(py).clone();
+        }
+        if map.len() >= Self::MAX {
+            return PyString::new(py, &http_key(name));
+        }
+        let k = PyString::intern(py, &http_key(name));
+        map.insert(name.to_string(), k.clone().unbind());
+        k
+    }
+}
+
+/// `%XX`-decodes `path` to bytes, then reads the bytes as latin-1 (`unquote_to_wsgi_str`).
+pub fn unquote_to_wsgi_str(path: &str) -> Cow<'_, str> {
+    if !path.contains('%') {
+        return Cow::Borrowed(path);
+    }
+    let bytes: Vec<u8> = path.chars().map(|c| c as u32 as u8).collect();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -29,25 +111,35 @@ pub fn unquote_to_wsgi_str(path: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    out.iter().map(|b| *b as char).collect()
+    Cow::Owned(out.iter().map(|b| *b as char).collect())
 }
 
 /// A gunicorn `ConfigurationProblem`: the path does not start with SCRIPT_NAME.
 pub struct ConfigurationProblem(pub String);
 
-/// Fills `env` (a copy of the base environ) with the request's keys.
+/// Fills `env` (a copy of the connection's template) with the request's keys.
 pub fn fill<'py>(
     py: Python<'py>,
     env: &Bound<'py, PyDict>,
     head: &RequestHead,
     conn: &Conn,
+    ce: &ConnEnviron,
+    keys: &HeaderKeys,
     script_name_env: &str,
 ) -> PyResult<Result<(), ConfigurationProblem>> {
-    env.set_item(
-        intern!(py, "REQUEST_METHOD"),
-        PyString::new(py, &head.method),
-    )?;
-    env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, &head.query))?;
+    let method = match head.method.as_str() {
+        "GET" => intern!(py, "GET").clone(),
+        "POST" => intern!(py, "POST").clone(),
+        "HEAD" => intern!(py, "HEAD").clone(),
+        m => PyString::new(py, m),
+    };
+    env.set_item(intern!(py, "REQUEST_METHOD"), method)?;
+    let query = if head.query.is_empty() {
+        intern!(py, "").clone()
+    } else {
+        PyString::new(py, &head.query)
+    };
+    env.set_item(intern!(py, "QUERY_STRING"), query)?;
     env.set_item(intern!(py, "RAW_URI"), PyString::new(py, &head.uri))?;
     let proto = match head.version {
         (1, 1) => intern!(py, "HTTP/1.1").clone(),
@@ -58,7 +150,7 @@ pub fn fill<'py>(
 
     let mut host: Option<&str> = None;
     let mut script_name = script_name_env;
-    let mut repeated: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut repeated: Vec<(Bound<'py, PyString>, Vec<&str>)> = Vec::new();
     for (name, value) in &head.headers {
         match name.as_str() {
             "HOST" => host = Some(value.as_str()).filter(|h| !h.is_empty()),
@@ -73,13 +165,16 @@ pub fn fill<'py>(
             }
             _ => {}
         }
-        let key = http_key(name);
-        if let Some((_, vals)) = repeated.iter_mut().find(|(k, _)| *k == key) {
+        let key = keys.key(py, name);
+        if let Some((_, vals)) = repeated
+            .iter_mut()
+            .find(|(k, _)| k.is(&key) || k.as_any().eq(&key).unwrap_or(false))
+        {
             vals.push(value);
         } else if env.contains(&key)? {
             repeated.push((key, vec![value]));
         } else {
-            env.set_item(PyString::new(py, &key), PyString::new(py, value))?;
+            env.set_item(key, PyString::new(py, value))?;
         }
     }
     for (key, vals) in repeated {
@@ -96,22 +191,25 @@ pub fn fill<'py>(
         env.set_item(key, joined)?;
     }
 
-    env.set_item(
-        intern!(py, "wsgi.url_scheme"),
-        PyString::new(py, head.scheme),
-    )?;
-    match conn.peer {
-        Some(addr) => {
-            env.set_item(intern!(py, "REMOTE_ADDR"), addr.ip().to_string())?;
-            env.set_item(intern!(py, "REMOTE_PORT"), addr.port().to_string())?;
+    let scheme = match head.scheme {
+        "http" => intern!(py, "http").clone(),
+        "https" => intern!(py, "https").clone(),
+        s => PyString::new(py, s),
+    };
+    env.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+    match &ce.remote {
+        Some((addr, port)) => {
+            env.set_item(intern!(py, "REMOTE_ADDR"), addr)?;
+            env.set_item(intern!(py, "REMOTE_PORT"), port)?;
         }
         None => env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?,
     }
 
-    let (server_name, server_port) = match (&conn.listener.family, &conn.listener.server_name_port)
-    {
-        (Family::Tcp, Some((n, p))) => (n.clone(), p.clone()),
-        _ => match host {
+    if let Some((name, port)) = &ce.server {
+        env.set_item(intern!(py, "SERVER_NAME"), name)?;
+        env.set_item(intern!(py, "SERVER_PORT"), port)?;
+    } else {
+        let (server_name, server_port) = match host {
             Some(h) => match h.split_once(':') {
                 Some((n, p)) => (n.to_string(), p.split(':').next().unwrap_or("").to_string()),
                 None => (
@@ -126,10 +224,10 @@ pub fn fill<'py>(
                 conn.listener.unix_path.clone().unwrap_or_default(),
                 String::new(),
             ),
-        },
-    };
-    env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
-    env.set_item(intern!(py, "SERVER_PORT"), server_port)?;
+        };
+        env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
+        env.set_item(intern!(py, "SERVER_PORT"), server_port)?;
+    }
 
     let mut path = head.path.as_str();
     if !script_name.is_empty() {
@@ -150,7 +248,12 @@ pub fn fill<'py>(
             }
         }
     }
-    env.set_item(intern!(py, "PATH_INFO"), unquote_to_wsgi_str(path))?;
+    env.set_item(intern!(py, "PATH_INFO"), unquote_to_wsgi_str(path).as_ref())?;
+    let script_name = if script_name.is_empty() {
+        intern!(py, "").clone()
+    } else {
+        PyString::new(py, script_name)
+    };
     env.set_item(intern!(py, "SCRIPT_NAME"), script_name)?;
 
     if let Some(p) = &head.proxy {

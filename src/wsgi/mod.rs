@@ -5,7 +5,7 @@
 //! Runs on the thread that calls the app, with the GIL held; socket waits release it.
 
 mod access;
-mod environ;
+pub(crate) mod environ;
 mod exchange;
 mod input;
 mod response;
@@ -34,6 +34,7 @@ pub struct Statics {
     base_environ: Py<PyDict>,
     file_wrapper: Py<PyAny>,
     socket_class: Py<PyAny>,
+    header_keys: environ::HeaderKeys,
     script_name: String,
     pub access: Option<AccessFormat>,
     pub sendfile: bool,
@@ -96,6 +97,7 @@ impl Statics {
             base_environ: base.unbind(),
             file_wrapper: helpers.getattr("FileWrapper")?.unbind(),
             socket_class: py.import("socket")?.getattr("socket")?.unbind(),
+            header_keys: environ::HeaderKeys::default(),
             script_name,
             access,
             // gunicorn never uses sendfile on TLS connections.
@@ -174,11 +176,26 @@ pub fn handle(
         return socket_error(py, e);
     }
     let start = Instant::now();
-    let environ = match st.base_environ.bind(py).copy() {
+    let mut conn = conn;
+    let environ = match conn_environ(py, st, &mut conn).and_then(|ce| ce.template.bind(py).copy()) {
         Ok(e) => e,
         Err(e) => return app_error(py, st, conn, &head, None, &e, start),
     };
-    match environ::fill(py, &environ, &head, &conn, &st.script_name) {
+    let filled = match conn.environ.as_deref() {
+        Some(ce) => environ::fill(
+            py,
+            &environ,
+            &head,
+            &conn,
+            ce,
+            &st.header_keys,
+            &st.script_name,
+        ),
+        None => Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "no connection environ",
+        )),
+    };
+    match filled {
         Ok(Ok(())) => {}
         Ok(Err(problem)) => {
             // The request is not counted: gunicorn fails before `nr += 1`.
@@ -229,24 +246,6 @@ pub fn handle(
             "wsgi.early_hints",
             Bound::new(py, start_response::EarlyHints { ex: ex.clone() })?.into_any(),
         )?;
-        // `gunicorn.socket`: one socket object per connection, sharing rgun's descriptor (a dup
-        // kept alive by a reference cycle in the app would hold the connection open). The
-        // connection detaches it before closing the descriptor.
-        let family = family_of(&ex);
-        let mut g = lock(&ex);
-        if let Some(c) = g.conn.as_mut() {
-            let sock = match &c.py_socket {
-                Some(s) => s.clone_ref(py),
-                None => {
-                    let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&c.stream));
-                    let s = st.socket_class.bind(py).call1((family, 1, 0, fd))?.unbind();
-                    c.py_socket = Some(s.clone_ref(py));
-                    s
-                }
-            };
-            drop(g);
-            set("gunicorn.socket", sock.into_bound(py))?;
-        }
         Ok(())
     })();
     let (returned, outcome) = match prepared {
@@ -270,14 +269,30 @@ fn lock(ex: &Arc<Mutex<Exchange>>) -> std::sync::MutexGuard<'_, Exchange> {
     ex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn family_of(ex: &Arc<Mutex<Exchange>>) -> i32 {
-    let g = lock(ex);
-    let Some(c) = g.conn.as_ref() else { return 2 };
-    match (c.listener.family, c.peer) {
-        (crate::unix::listeners::Family::Unix, _) => 1,
-        (_, Some(std::net::SocketAddr::V6(_))) => 10,
-        _ => 2,
+/// The connection's environ template, built on its first request. `gunicorn.socket` is one
+/// socket object per connection, sharing rgun's descriptor (a dup kept alive by a reference
+/// cycle in the app would hold the connection open); the connection detaches it before
+/// closing the descriptor.
+fn conn_environ<'a>(
+    py: Python<'_>,
+    st: &Statics,
+    conn: &'a mut Conn,
+) -> PyResult<&'a environ::ConnEnviron> {
+    if conn.environ.is_none() {
+        let family = match (conn.listener.family, conn.peer) {
+            (crate::unix::listeners::Family::Unix, _) => 1,
+            (_, Some(std::net::SocketAddr::V6(_))) => 10,
+            _ => 2,
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&conn.stream));
+        let sock = st.socket_class.bind(py).call1((family, 1, 0, fd))?.unbind();
+        conn.py_socket = Some(sock.clone_ref(py));
+        let ce = environ::ConnEnviron::new(py, st.base_environ.bind(py), sock, conn)?;
+        conn.environ = Some(Box::new(ce));
     }
+    conn.environ
+        .as_deref()
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("no connection environ"))
 }
 
 /// Calls the app and writes its response. Returns whether the app call returned an iterable
