@@ -75,7 +75,7 @@ pub struct Conn {
     pub requests: u32,
     /// The TLS session of an HTTPS listener. Behind a mutex because writes go through `&Conn`;
     /// a connection is only ever used by one thread at a time, so it is never contended.
-    tls: Option<Mutex<TlsConn>>,
+    tls: Option<Box<Mutex<TlsConn>>>,
     /// The app-visible `gunicorn.socket` object, created on the first request. It shares this
     /// connection's descriptor and is detached when the connection is dropped.
     pub py_socket: Option<pyo3::Py<pyo3::PyAny>>,
@@ -120,7 +120,8 @@ impl Conn {
             peer,
             listener,
             requests: 0,
-            tls: tls.map(Mutex::new),
+            // Boxed: a rustls session is over 1 KiB, and a `Conn` moves a few times per request.
+            tls: tls.map(|t| Box::new(Mutex::new(t))),
             py_socket: None,
             environ: None,
             request_complete: false,
@@ -418,7 +419,7 @@ impl Conn {
 /// bytes. `WouldBlock` when nothing is ready.
 fn read_into(
     fd: RawFd,
-    tls: &Option<Mutex<TlsConn>>,
+    tls: &Option<Box<Mutex<TlsConn>>>,
     buf: &mut ReadBuf,
     cap: usize,
 ) -> io::Result<usize> {
