@@ -373,8 +373,10 @@ enum HeadRead {
 async fn serve_conn(srv: Arc<Server>, mut conn: Conn) {
     let _guard = ConnGuard(srv.clone());
     let mut first = true;
+    // What the parser needs to know about the peer, computed once per connection.
+    let peer = peer_of(&srv, &conn);
     loop {
-        let head = match read_head(&srv, &mut conn, first).await {
+        let head = match read_head(&srv, &mut conn, &peer, first).await {
             HeadRead::Head(h) => *h,
             HeadRead::Close => break,
         };
@@ -444,13 +446,12 @@ fn peer_of(srv: &Server, conn: &Conn) -> Peer {
     }
 }
 
-async fn read_head(srv: &Server, conn: &mut Conn, first: bool) -> HeadRead {
-    let peer = peer_of(srv, conn);
+async fn read_head(srv: &Server, conn: &mut Conn, peer: &Peer, first: bool) -> HeadRead {
     // Incremental: a head that arrives a byte at a time costs linear time.
     let mut parser = HeadParser::new();
     conn.set_read_cap(super::conn::HEAD_READ);
     loop {
-        match parser.parse(conn.pending(), &srv.st.parser, &peer, first) {
+        match parser.parse(conn.pending(), &srv.st.parser, peer, first) {
             Ok(Status::Complete((head, used))) => {
                 conn.consume(used);
                 // gunicorn reads large length-delimited bodies in big steps, but chunked bodies
@@ -477,7 +478,7 @@ async fn read_head(srv: &Server, conn: &mut Conn, first: bool) -> HeadRead {
         };
         match read {
             Ok(Ok(0)) => {
-                return match parse_head_eof(conn.pending(), &srv.st.parser, &peer, first) {
+                return match parse_head_eof(conn.pending(), &srv.st.parser, peer, first) {
                     None => HeadRead::Close,
                     Some(e) => reject(srv, conn, e).await,
                 };

@@ -2,10 +2,6 @@
 //! hop-by-hop filtering, the header block, Content-Length truncation, chunked framing, and the
 //! no-body rules for HEAD/1xx/204/304.
 
-use std::sync::OnceLock;
-
-use regex::bytes::Regex;
-
 use crate::observe;
 use crate::worker::conn::{Conn, IoStop, Waiter};
 
@@ -24,9 +20,16 @@ pub enum HeaderError {
     Length(String),
 }
 
-fn status_re() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[0-9]{3}(?: [ \t\x21-\x7e\x80-\xff]*)?$").expect("valid regex"))
+/// gunicorn's `STATUS_RE.fullmatch`: `[0-9]{3}(?: [ \t\x21-\x7e\x80-\xff]*)?` over a str
+/// (characters above U+00FF never match).
+fn is_status(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    // The first three bytes are ASCII, so 3 is a char boundary.
+    let rest = &s[3..];
+    rest.is_empty() || (rest.starts_with(' ') && is_header_value(rest))
 }
 
 /// An RFC 9110 token (gunicorn's `TOKEN_RE`).
@@ -41,20 +44,22 @@ fn is_header_value(s: &str) -> bool {
         .all(|c| matches!(c as u32, 0x20 | 0x09 | 0x21..=0x7e | 0x80..=0xff))
 }
 
-fn is_hop_by_hop(lname: &str) -> bool {
-    matches!(
-        lname,
-        "connection"
-            | "keep-alive"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailers"
-            | "transfer-encoding"
-            | "upgrade"
-            | "server"
-            | "date"
-    )
+/// Hop-by-hop headers (and the two gunicorn writes itself), any case.
+fn is_hop_by_hop(name: &str) -> bool {
+    [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "server",
+        "date",
+    ]
+    .iter()
+    .any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// Latin-1 encoding of a str that is known to hold only U+0000..U+00FF.
@@ -131,7 +136,7 @@ impl ResponseState {
     /// Validates and records the status (it stays set even if a header is then refused, as in
     /// gunicorn).
     pub fn set_status(&mut self, status: String) -> Result<(), HeaderError> {
-        if !status_re().is_match(&encode_for_check(&status)) {
+        if !is_status(&status) {
             return Err(HeaderError::Status(status));
         }
         self.status_code = status
@@ -148,18 +153,24 @@ impl ResponseState {
         if !is_header_value(&value) {
             return Err(HeaderError::Value(name));
         }
-        let value = value.trim_matches([' ', '\t']).to_string();
-        let lname = name.to_ascii_lowercase();
-        if lname == "content-length" {
+        let trimmed = value.trim_matches([' ', '\t']);
+        let value = if trimmed.len() == value.len() {
+            value
+        } else {
+            trimmed.to_string()
+        };
+        if name.eq_ignore_ascii_case("content-length") {
             let n: i128 = value
                 .trim()
                 .parse()
                 .map_err(|_| HeaderError::Length(value.clone()))?;
             self.response_length = Some(u64::try_from(n).unwrap_or(0));
-        } else if is_hop_by_hop(&lname) {
-            if lname == "connection" && value.eq_ignore_ascii_case("upgrade") {
+        } else if is_hop_by_hop(&name) {
+            if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("upgrade") {
                 self.upgrade = true;
-            } else if lname == "upgrade" && value.eq_ignore_ascii_case("websocket") {
+            } else if name.eq_ignore_ascii_case("upgrade")
+                && value.eq_ignore_ascii_case("websocket")
+            {
                 self.headers.push((name, value));
             }
             return Ok(());
@@ -202,7 +213,11 @@ impl ResponseState {
         } else {
             "keep-alive"
         };
-        out.extend_from_slice(format!("HTTP/{}.{} ", self.version.0, self.version.1).as_bytes());
+        match self.version {
+            (1, 1) => out.extend_from_slice(b"HTTP/1.1 "),
+            (1, 0) => out.extend_from_slice(b"HTTP/1.0 "),
+            (a, b) => out.extend_from_slice(format!("HTTP/{a}.{b} ").as_bytes()),
+        }
         latin1(self.status.as_deref().unwrap_or(""), out);
         out.extend_from_slice(b"\r\nServer: rgun\r\nDate: ");
         let mut date = String::with_capacity(29);
@@ -283,22 +298,39 @@ pub fn no_body_warning(method: &str, status: Option<u16>) {
     );
 }
 
-fn encode_for_check(s: &str) -> Vec<u8> {
-    // Characters above U+00FF can never match; map them to a byte the pattern rejects.
-    s.chars()
-        .map(|c| {
-            if (c as u32) <= 0xff {
-                c as u32 as u8
-            } else {
-                0
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_check_is_gunicorns_fullmatch() {
+        for ok in [
+            "200",
+            "200 OK",
+            "200 ",
+            "404 Not\tFound",
+            "599 caf\u{e9}",
+            "200  two",
+        ] {
+            assert!(is_status(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "20",
+            "2000",
+            "200x",
+            "200OK",
+            "20 OK",
+            "200\tOK",
+            "200 \u{100}",
+            "200 a\nb",
+            "\u{ff12}00 OK",
+            " 200 OK",
+            "200 \x7f",
+        ] {
+            assert!(!is_status(bad), "{bad:?}");
+        }
+    }
 
     fn started(
         status: &str,
