@@ -1,19 +1,22 @@
 """Issue 5 acceptance: a config using every server hook produces the same event sequence (hook
 names, process roles, argument attributes) under gunicorn 27.0.1 and rgun.
 
-The config file defines the 14 hooks rgun supports (on_starting on_reload when_ready pre_fork
-post_fork post_worker_init worker_int worker_abort pre_request post_request child_exit worker_exit
-nworkers_changed on_exit). `pre_exec` and `ssl_context` are left out: rgun refuses them today
-(test_settings_matrix.py checks the refusal). Each hook appends one line
+The config file defines all 16 server hooks (on_starting on_reload when_ready pre_fork post_fork
+post_worker_init worker_int worker_abort pre_request post_request child_exit worker_exit
+nworkers_changed on_exit pre_exec ssl_context). The server speaks TLS, so `ssl_context` runs for
+every connection, and a USR2 phase at the end runs `pre_exec`. Each hook appends one line
 `name pid role attr=value ...` to a file (one O_APPEND write), role = master/worker by comparing
 the pid with the master's (recorded by on_starting in the environment, so it survives a reload).
 
-Scenario, identical for both servers: start with -w 2; 100 requests; `kill -9` the oldest worker
-(and wait for its replacement to boot); SIGQUIT the next (worker_int) and SIGABRT the next
-(worker_abort), each time waiting for the replacement; SIGHUP (on_reload, a new generation of
-workers, the old one retired); 10 more requests; TERM.
+Scenario, identical for both servers: start with -w 2 over HTTPS; 100 requests; `kill -9` the
+oldest worker (and wait for its replacement to boot); SIGQUIT the next (worker_int) and SIGABRT
+the next (worker_abort), each time waiting for the replacement; SIGHUP (on_reload, a new
+generation of workers, the old one retired); 10 more requests; USR2 (pre_exec in the forked
+child, which re-executes as a second master M2 with its own workers); TERM to the old master;
+M2 promotes itself; TERM to M2.
 
-Normalisation: pids become M (the master) or W<age> (a worker, by the age its post_fork reported).
+Normalisation: pids become M / M2 (the masters, by their on_starting) or W<age> / M2W<age> (a
+worker, by the age its post_fork reported and the master it belongs to).
 gunicorn's own nondeterminism, and how the comparison absorbs it:
 * which worker serves which request: request hooks are compared as total counts and as the set of
   distinct attribute lines, not per worker;
@@ -21,7 +24,9 @@ gunicorn's own nondeterminism, and how the comparison absorbs it:
   of consecutive events with the same name are compared sorted (and the `server.workers` counts
   they saw, which follow the reap order, as a sorted list);
 * workers run concurrently with the master: worker events are compared per worker age, as a
-  multiset; master events are compared in order.
+  multiset; each master's events are compared in order (M's and M2's interleave freely);
+* ssl_context runs once per connection in whichever worker accepted it: compared like the
+  request hooks.
 """
 
 from __future__ import annotations
@@ -29,13 +34,16 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import ssl
+import subprocess
 import tempfile
 import threading
 from collections import Counter
 
 import pytest
 
-from support import APPS, GUNICORN, RGUN, Server, wait_until
+from support import APPS, GUNICORN, RGUN, Server, pid_alive, wait_until
 
 HOOKS_CONF = r'''
 import os
@@ -141,12 +149,24 @@ def nworkers_changed(server, new_value, old_value):
 
 def on_exit(server):
     _emit("on_exit", *_server(server))
+
+
+def pre_exec(server):
+    _emit("pre_exec", *(_server(server) + _a(server, "master_pid", "reexec_pid", "systemd")))
+
+
+def ssl_context(config, default_ssl_context_factory):
+    ctx = default_ssl_context_factory()
+    _emit("ssl_context", "config.certfile_set=%s" % bool(config.certfile),
+          "ctx.type=" + type(ctx).__name__, "ctx.verify_mode=%r" % ctx.verify_mode)
+    return ctx
 '''
 
 HOOKS = ["on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init",
          "worker_int", "worker_abort", "pre_request", "post_request", "child_exit", "worker_exit",
-         "nworkers_changed", "on_exit"]
-REQUEST_HOOKS = {"pre_request", "post_request"}
+         "nworkers_changed", "on_exit", "pre_exec", "ssl_context"]
+# Hooks whose worker depends on which worker accepted the connection.
+REQUEST_HOOKS = {"pre_request", "post_request", "ssl_context"}
 
 _CACHE: dict = {}
 _LOCK = threading.Lock()
@@ -164,13 +184,39 @@ def _count(path, name, pred=lambda e: True):
     return sum(1 for e in _lines(path) if e[0] == name and pred(e))
 
 
+def _certs(base):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem",
+                    "-out", "cert.pem", "-days", "2", "-subj", "/CN=localhost"],
+                   cwd=base, check=True, capture_output=True)
+    return os.path.join(base, "cert.pem"), os.path.join(base, "key.pem")
+
+
+def _https_get(srv):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(srv.address, timeout=15) as raw, ctx.wrap_socket(raw) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b" ", 2)[1]
+
+
 def _scenario(exe, base):
     log = os.path.join(base, "hooks.log")
     conf = os.path.join(base, "hooks.conf.py")
+    pidfile = os.path.join(base, "master.pid")
     with open(conf, "w") as f:
         f.write(HOOKS_CONF)
-    srv = Server(["-c", conf, "-w", "2", "--graceful-timeout", "10", "hello:app"], exe=exe, tmpdir=base,
+    cert, key = _certs(base)
+    srv = Server(["-c", conf, "-w", "2", "--graceful-timeout", "10", "--certfile", cert, "--keyfile", key,
+                  "-p", pidfile, "hello:app"], exe=exe, tmpdir=base,
                  workers=2, cwd=APPS, name=os.path.basename(exe), extra_env={"HOOKSEQ_LOG": log})
+    m2 = None
     try:
         srv.start()
         inits = lambda n: wait_until(lambda: _count(log, "post_worker_init") >= n, 15,
@@ -179,7 +225,7 @@ def _scenario(exe, base):
 
         def requests(n, total):
             for _ in range(n):
-                assert srv.request("GET", "/").status == 200
+                assert _https_get(srv) == b"200"
             wait_until(lambda: _count(log, "post_request") >= total, 10, what="%d post_request" % total)
 
         def age_pid(age):
@@ -197,12 +243,26 @@ def _scenario(exe, base):
         inits(7)
         wait_until(lambda: _count(log, "child_exit") >= 5, 15, what="old generation reaped")
         requests(10, 110)
-        rc = srv.stop(timeout=20)
-        assert rc == 0, srv.log()
-        wait_until(lambda: _count(log, "on_exit") >= 1, 5, what="on_exit")
+        # Binary upgrade: M2 boots its own two workers next to M's.
+        os.kill(srv.master_pid, signal.SIGUSR2)
+        wait_until(lambda: os.path.exists(pidfile + ".2"), 15, what="the USR2 child's pidfile")
+        m2 = int(open(pidfile + ".2").read())
+        inits(9)
+        # TERM the old master by hand: Server.stop would also kill M2's workers (same log).
+        os.kill(srv.master_pid, signal.SIGTERM)
+        assert srv.wait_exit(20) == 0, srv.log()
+        wait_until(lambda: _count(log, "on_exit") >= 1, 5, what="on_exit of M")
+        srv.wait_log(r"Master has been promoted", timeout=15)
+        os.kill(m2, signal.SIGTERM)
+        wait_until(lambda: _count(log, "on_exit") >= 2, 20, what="on_exit of M2")
+        wait_until(lambda: not pid_alive(m2), 20, what="M2 exit")
     finally:
+        if m2 and pid_alive(m2):
+            os.kill(m2, signal.SIGKILL)
         srv.stop()
-    return [(n, p, "master" if int(p) == srv.master_pid else "worker", a) for n, p, _, a in _lines(log)], srv.log()
+    lines = _lines(log)
+    masters = {e[1] for e in lines if e[0] == "on_starting"}
+    return [(n, p, "master" if p in masters else "worker", a) for n, p, _, a in lines], srv.log()
 
 
 def run_scenario(exe):
@@ -221,33 +281,35 @@ def run_scenario(exe):
 
 
 def normalise(events):
-    """pids -> M / W<age>; returns (master events in order, {age: Counter of worker events},
-    request hook counts, distinct request hook lines)."""
-    master = {e[1] for e in events if e[2] == "master"}
-    assert len(master) == 1, events[:5]
-    (mpid,) = master
-    ages = {}
+    """pids -> M / M2 / W<age> / M2W<age>; returns ({master: its events in order}, {worker:
+    Counter of its events}, request hook counts, distinct request hook lines)."""
+    starts = [e[1] for e in events if e[0] == "on_starting"]
+    assert len(starts) == 2, events[:5]
+    names = {starts[0]: "M", starts[1]: "M2"}
     for name, pid, role, attrs in events:
         if name == "post_fork":
-            m = re.search(r"(?:^| )age=(\d+)", attrs)
-            ages[pid] = int(m.group(1))
-    names = {mpid: "M"}
-    names.update({pid: "W%d" % age for pid, age in ages.items()})
+            age = int(re.search(r"(?:^| )age=(\d+)", attrs).group(1))
+            server_pid = re.search(r"(?:^| )pid=(\d+)", attrs).group(1)
+            names[pid] = ("" if names.get(server_pid) == "M" else "M2") + "W%d" % age
 
     def sub(text):
         return re.sub(r"\b(\d{2,})\b", lambda m: names.get(m.group(1), m.group(1)), text)
 
-    master_events, workers, req_counts, req_lines = [], {}, Counter(), set()
+    master_events, workers, req_counts, req_lines = {"M": [], "M2": []}, {}, Counter(), set()
     for name, pid, role, attrs in events:
         attrs = sub(attrs)
         if name in REQUEST_HOOKS:
             req_counts[(name, role)] += 1
             req_lines.add((name, role, attrs))
-        elif pid == mpid:
-            master_events.append((name, role, attrs))
+        elif names.get(pid) in master_events:
+            master_events[names[pid]].append((name, role, attrs))
         else:
             workers.setdefault(names.get(pid, "W?"), Counter())[(name, role, attrs)] += 1
-    # Runs of the same event (several workers reaped together) in a stable order.
+    return {m: _stable_runs(evs) for m, evs in master_events.items()}, workers, req_counts, req_lines
+
+
+def _stable_runs(master_events):
+    """Runs of the same event (several workers reaped together) in a stable order."""
     runs, out = [], []
     for ev in master_events:
         if runs and runs[-1][0][0] == ev[0]:
@@ -263,7 +325,7 @@ def normalise(events):
         counts = sorted(re.findall(r"server\.workers=\d+", " ".join(e[2] for e in r)))
         out.extend(sorted((n, role, re.sub(r"server\.workers=\d+", "server.workers=*", a)) for n, role, a in r))
         out.append((r[0][0] + " (run)", r[0][1], " ".join(counts)))
-    return out, workers, req_counts, req_lines
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -273,14 +335,16 @@ def sequences():
 
 def test_every_hook_fires_in_the_scenario(sequences):
     for label, (master, workers, req_counts, _) in sequences.items():
-        seen = {e[0].replace(" (run)", "") for e in master} | {e[0] for c in workers.values() for e in c} | {k[0] for k in req_counts}
+        seen = {e[0].replace(" (run)", "") for evs in master.values() for e in evs} | \
+            {e[0] for c in workers.values() for e in c} | {k[0] for k in req_counts}
         assert seen == set(HOOKS), (label, set(HOOKS) - seen)
 
 
 def test_master_events_in_order(sequences):
-    r, g = sequences["rgun"][0], sequences["gunicorn"][0]
-    assert [e[:2] for e in r] == [e[:2] for e in g]  # names and roles first: the clearest diff
-    assert r == g
+    for m in ("M", "M2"):
+        r, g = sequences["rgun"][0][m], sequences["gunicorn"][0][m]
+        assert [e[:2] for e in r] == [e[:2] for e in g], m  # names and roles first: the clearest diff
+        assert r == g, m
 
 
 def test_worker_events_per_worker_age(sequences):
@@ -293,5 +357,6 @@ def test_worker_events_per_worker_age(sequences):
 
 def test_request_hooks(sequences):
     r, g = sequences["rgun"], sequences["gunicorn"]
-    assert r[2] == g[2] == Counter({("pre_request", "worker"): 110, ("post_request", "worker"): 110})
+    assert r[2] == g[2] == Counter({("pre_request", "worker"): 110, ("post_request", "worker"): 110,
+                                    ("ssl_context", "worker"): 110})
     assert r[3] == g[3]
