@@ -73,7 +73,7 @@ def same_events(seen):
     return r
 
 
-def start_pair(spawn, tmp_path, args, files=None, app="rlapp:app", extra_env=None, workers=1):
+def start_pair(spawn, tmp_path, args, files=None, extra_env=None):
     """The same server under rgun and gunicorn, each with its own app dir; returns
     [(server, app dir)]. `{dir}` in args is the server's app dir."""
     files = {"rlapp.py": code("v1"), "rlconf.py": CONF, **(files or {})}
@@ -83,9 +83,8 @@ def start_pair(spawn, tmp_path, args, files=None, app="rlapp:app", extra_env=Non
         d.mkdir()
         for name, text in files.items():
             (d / name).write_text(text)
-        a = ["-c", str(d / "rlconf.py")] + [x.replace("{dir}", str(d)) for x in args] + [app]
-        srv = spawn(a, exe=exe, name=label, cwd=str(d), start=False, extra_env=extra_env,
-                    workers=workers)
+        a = ["-c", str(d / "rlconf.py")] + [x.replace("{dir}", str(d)) for x in args] + ["rlapp:app"]
+        srv = spawn(a, exe=exe, name=label, cwd=str(d), start=False, extra_env=extra_env)
         srv.start(wait=False)
         out.append((srv, d))
     for srv, _ in out:
@@ -93,13 +92,13 @@ def start_pair(spawn, tmp_path, args, files=None, app="rlapp:app", extra_env=Non
     return out
 
 
-def body(srv, path="/"):
-    r = srv.request("GET", path)
+def body(srv):
+    r = srv.request("GET", "/")
     assert r.status == 200, r
     return r.body.decode()
 
 
-def reloaded(srv, path, text, d):
+def reloaded(srv, path, text):
     """Edits `path` until the worker reports it, waits for the new worker; returns its answer."""
     rewrite_until_logged(srv, path, text, r"Worker reloading: ")
     srv.wait_log(r"Booting worker with pid", count=2)
@@ -113,7 +112,7 @@ def test_poll_restarts_worker_on_module_change(spawn, tmp_path):
     for srv, d in pair:
         first = body(srv)
         assert first.startswith("v1 ")
-        second = reloaded(srv, d / "rlapp.py", code("v2"), d)
+        second = reloaded(srv, d / "rlapp.py", code("v2"))
         assert second.startswith("v2 ") and second != first.replace("v1", "v2")
         srv.wait_log(r"Reloader is on", count=2)
         seen.append(events(srv, d))
@@ -137,7 +136,7 @@ def test_inotify_reports_any_event_in_watched_dirs_by_bare_name(spawn, tmp_path)
     seen = []
     for srv, d in pair:
         first = body(srv).split()
-        second = reloaded(srv, d / "notes.txt", "not a module", d).split()
+        second = reloaded(srv, d / "notes.txt", "not a module").split()
         assert second[0] == first[0] == "v1" and second[1] != first[1]
         seen.append(events(srv, d))
     same_events(seen)
@@ -155,7 +154,7 @@ def test_extra_file_and_glob_pattern(spawn, tmp_path):
     seen = []
     for srv, d in pair:
         assert "Pattern %s/tpl/*.html currently matches no files." % d in srv.stderr()
-        reloaded(srv, d / "settings.toml", "a = 2\n", d)
+        reloaded(srv, d / "settings.toml", "a = 2\n")
         (d / "tpl").mkdir()
         (d / "tpl" / "page.html").write_text("<p>1</p>")
         srv.wait_log(r"HOOK post_worker_init", count=2)
@@ -179,7 +178,7 @@ def test_syntax_error_serves_traceback_then_recovers(spawn, tmp_path):
         text = r.body.decode()
         assert text.startswith("Traceback (most recent call last):\n")
         tail = text.replace(str(d), "DIR").splitlines()[-4:]
-        assert reloaded(srv, d / "rlapp.py", code("v2"), d).startswith("v2 ")
+        assert reloaded(srv, d / "rlapp.py", code("v2")).startswith("v2 ")
         out.append((r.status, tail, events(srv, d)))
     assert out[0][:2] == out[1][:2]
     same_events([out[0][2], out[1][2]])
@@ -230,7 +229,7 @@ def test_auto_without_inotify_polls(spawn, tmp_path):
     pair = start_pair(spawn, tmp_path, ["--reload"], extra_env=_no_inotify(tmp_path))
     seen = []
     for srv, d in pair:
-        reloaded(srv, d / "rlapp.py", code("v2"), d)
+        reloaded(srv, d / "rlapp.py", code("v2"))
         seen.append(events(srv, d))
     assert same_events(seen)[2] == "HOOK post_worker_init reloader=Reloader"
     assert "Worker reloading: DIR/rlapp.py modified" in seen[0]
