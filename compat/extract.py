@@ -25,7 +25,8 @@ umask forwarded_allow_ips secure_scheme_headers pythonpath permit_obsolete_foldi
 strip_header_spaces permit_unconventional_http_method permit_unconventional_http_version
 casefold_http_method forwarder_headers header_map accesslog access_log_format errorlog loglevel
 proc_name default_proc_name user group worker_tmp_dir tmp_upload_dir http_parser control_socket
-control_socket_mode control_socket_disable
+control_socket_mode control_socket_disable reload reload_engine reload_extra_files paste
+raw_paste_global_conf
 on_starting on_reload when_ready pre_fork post_fork post_worker_init worker_int worker_abort
 pre_request post_request child_exit worker_exit nworkers_changed on_exit
 """.split())

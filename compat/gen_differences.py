@@ -19,9 +19,7 @@ SETTINGS = os.path.join(ROOT, "compat", "settings.json")
 KNOWN = os.path.join(ROOT, "conformance", "known_differences.toml")
 OUT = os.path.join(ROOT, "docs", "differences.md")
 
-_RELOAD = "code reloading (watching files and restarting workers) is not implemented"
 _STATSD = "StatsD metrics are not implemented"
-_PASTE = "PasteDeploy applications are not supported"
 _H2 = "HTTP/2 is not implemented (rgun serves HTTP/1.0 and 1.1)"
 _ASGI = "ASGI workers are not implemented (rgun runs WSGI apps with sync and gthread)"
 _DIRTY = "dirty arbiters (gunicorn 25's separate worker pool) are not implemented"
@@ -31,15 +29,10 @@ _UWSGI = "the uwsgi protocol is not implemented"
 REASONS = {
     "control_socket": "rgun has no control interface (gunicornc) yet: it creates no socket (gunicorn 27 creates one by default); a non-default path is refused unless `--no-control-socket` is given",
     "control_socket_mode": "rgun has no control interface (gunicornc) yet",
-    "reload": _RELOAD,
-    "reload_engine": _RELOAD,
-    "reload_extra_files": _RELOAD,
     "statsd_host": _STATSD,
     "dogstatsd_tags": _STATSD,
     "statsd_prefix": _STATSD,
     "enable_backlog_metric": _STATSD + " (the backlog metric is emitted through StatsD)",
-    "paste": _PASTE,
-    "raw_paste_global_conf": _PASTE,
     "ssl_context": "TLS is rustls, configured from the SSL settings; a Python `ssl.SSLContext` cannot be used",
     "protocol": _UWSGI,
     "uwsgi_allow_ips": _UWSGI,
@@ -83,6 +76,10 @@ OTHER = [
     ("`do_handshake_on_connect`", "accepted; rgun's TLS handshake always happens on the connection's first read."),
     ("`logger_class` with `access()`", "a logger class that overrides `access()` is refused: rgun renders "
      "access lines itself."),
+    ("`--reload` and `worker_int`", "a worker that sees a changed file always runs `worker_int` before it stops; "
+     "gunicorn runs the hook on its reloader thread while the worker is already exiting, so there it sometimes "
+     "never runs. An exception in that hook is logged (`Exception in worker_int hook`) rather than printed as a "
+     "thread traceback."),
 ]
 
 

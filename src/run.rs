@@ -89,7 +89,7 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
         }
     }
     let app = if cfg.bool("preload_app") {
-        match python::app::import_app(py, cfg.app_uri.as_deref().unwrap_or("")) {
+        match python::app::load_app(py, &cfg) {
             Ok(a) => Some(a),
             Err(e) => {
                 eprintln!("{}", python::format_traceback(py, e.err()).trim_end());
@@ -119,7 +119,7 @@ fn check(py: Python<'_>, cfg: &Config) -> i32 {
     if cfg.bool("print_config") {
         println!("{}", config::print_config(cfg));
     }
-    match python::app::import_app(py, cfg.app_uri.as_deref().unwrap_or("")) {
+    match python::app::load_app(py, cfg) {
         Ok(_) => 0,
         Err(e) => {
             let text = python::format_traceback(py, e.err());

@@ -81,6 +81,23 @@ def wait_until(pred, timeout: float, interval: float = 0.02, what: str = "condit
         time.sleep(interval)
 
 
+def rewrite_until_logged(srv, path, text, pattern, timeout=15.0, every=0.5):
+    """Write `text` to `path` again every `every` seconds until `pattern` (regex) is logged once
+    more than before: a reloader's first look at its files races the server's readiness, so one
+    write may land before it and go unseen. Writing stops as soon as the line is there."""
+    rx = re.compile(pattern)
+    n = len(rx.findall(srv.log()))
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(path, "w") as f:
+            f.write(text)
+        try:
+            return srv.wait_log(pattern, timeout=every, count=n + 1)
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+
+
 class Server:
     """One rgun/gunicorn master process.
 

@@ -35,8 +35,8 @@ import time
 
 import pytest
 
-from support import (APPS, GUNICORN, RGUN, ROOT, RawConn, Server, free_port, pid_alive, recv_all, run_cli,
-                     wait_until)
+from support import (APPS, GUNICORN, RGUN, ROOT, RawConn, Server, free_port, pid_alive, recv_all,
+                     rewrite_until_logged, run_cli, wait_until)
 
 SETTINGS = json.load(open(os.path.join(ROOT, "compat", "settings.json")))["settings"]
 BY_NAME = {s["name"]: s for s in SETTINGS}
@@ -246,14 +246,10 @@ def check(*names):
 REFUSED = {
     "control_socket": ["--control-socket", "x.ctl"],
     "control_socket_mode": ["--control-socket-mode", "0o660"],
-    "reload": ["--reload"],
-    "reload_engine": ["--reload-engine", "poll"],
-    "reload_extra_files": ["--reload-extra-file", "extra.txt"],
     "statsd_host": ["--statsd-host", "localhost:8125"],
     "dogstatsd_tags": ["--dogstatsd-tags", "env:test"],
     "statsd_prefix": ["--statsd-prefix", "mx"],
     "enable_backlog_metric": ["--enable-backlog-metric"],
-    "paste": ["--paste", "development.ini"],
     "ssl_context": "def ssl_context(config, default_ssl_context_factory):\n    return default_ssl_context_factory()\n",
     "protocol": ["--protocol", "uwsgi"],
     "uwsgi_allow_ips": ["--uwsgi-allow-from", "10.0.0.1"],
@@ -263,7 +259,6 @@ REFUSED = {
     "http2_initial_window_size": ["--http2-initial-window-size", "131072"],
     "http2_max_frame_size": ["--http2-max-frame-size", "32768"],
     "http2_max_header_list_size": ["--http2-max-header-list-size", "1000"],
-    "raw_paste_global_conf": ["--paste-global", "a=b"],
     "asgi_loop": ["--asgi-loop", "asyncio"],
     "asgi_lifespan": ["--asgi-lifespan", "on"],
     "asgi_disconnect_grace_period": ["--asgi-disconnect-grace-period", "5"],
@@ -284,8 +279,6 @@ REFUSED = {
 def check_refused(s, tmp_path):
     spec = REFUSED[s["name"]]
     (tmp_path / "mxapp.py").write_text(APP)
-    (tmp_path / "extra.txt").write_text("")  # gunicorn's validators look for these files
-    (tmp_path / "development.ini").write_text("[app:main]\nuse = call:mxapp:app\n")
     if isinstance(spec, str):
         (tmp_path / "conf.py").write_text(spec)
         args = ["-c", "conf.py"]
@@ -296,9 +289,9 @@ def check_refused(s, tmp_path):
     assert (p.returncode, p.stderr) == (
         1, "\nError: setting '%s' (%s) is not supported by rgun yet\n" % (s["name"], flags))
     # gunicorn accepts the value (and it is not the default), so it is rgun refusing it. Not
-    # checkable here: paste (gunicorn needs the `paste` package to read the file) and
-    # http_protocols (any value but the default includes h2, which needs the `h2` package).
-    if s["name"] not in ("paste", "http_protocols"):
+    # checkable here: http_protocols (any value but the default includes h2, which needs the
+    # `h2` package).
+    if s["name"] != "http_protocols":
         g = run_cli(["--print-config"] + args + ["mxapp:app"], exe=GUNICORN, cwd=str(tmp_path))
         assert g.returncode == 0, g.stderr
         line = [l for l in g.stdout.splitlines() if l.split(" ", 1)[0] == s["name"]]
@@ -443,6 +436,92 @@ def _preload(ctx):
             wait_until(lambda: os.path.exists(path) and len(open(path).read().split()) >= n, 10, what=path)
             pids = [int(x) for x in open(path).read().split()]
             assert sorted(pids) == ([srv.master_pid] if where == "master" else sorted(srv.worker_pids()))
+
+
+# --- supported: reload and PasteDeploy ---------------------------------------------------------
+
+RL_APP = ("VERSION = %r\n\n\ndef app(environ, start_response):\n    body = VERSION.encode()\n"
+          "    start_response('200 OK', [('Content-Length', str(len(body)))])\n    return [body]\n")
+
+
+def _reloads(ctx, tag, args, edit, text):
+    """A reloading pair, each serving its own copy of `rlapp` from `{dir}/{label}-{tag}`: `edit`
+    is rewritten with `text` until the worker restarts. Returns, from both (asserted equal),
+    the reload line (the server's dir shown as DIR) and the new worker's answer."""
+    for label, _ in EXES:
+        d = ctx.base / ("%s-%s" % (label, tag))
+        d.mkdir()
+        (d / "rlapp.py").write_text(RL_APP % "v1")
+        (d / "extra.txt").write_text("1")
+    servers = ctx.pair("--reload", *args, app="rlapp:app", cwd="{dir}/{label}-%s" % tag)
+
+    def fn(srv):
+        d = ctx.base / ("%s-%s" % (srv.name, tag))
+        assert get("/")(srv) == "v1"
+        rewrite_until_logged(srv, d / edit, text, r"Worker reloading: ")
+        srv.wait_log(r"Booting worker with pid", count=2)
+        srv.wait_log(r"Reloader is on\. Use in development only!", count=2)
+        line = re.search(r"\[INFO\] (Worker reloading: .*)", srv.log()).group(1)
+        return line.replace(str(d), "DIR"), get("/")(srv)
+    return both(servers, fn)
+
+
+@check("reload")
+def _reload(ctx):
+    """Editing the app module restarts the worker, which then serves the new code. (`auto` is
+    inotify here, which names the file without its directory.)"""
+    assert _reloads(ctx, "rl", (), "rlapp.py", RL_APP % "v2") == (
+        "Worker reloading: rlapp.py modified", "v2")
+
+
+@check("reload_engine")
+def _reload_engine(ctx):
+    """The poll engine names the changed file by its full path (inotify by its bare name)."""
+    assert _reloads(ctx, "rle", ("--reload-engine", "poll"), "rlapp.py", RL_APP % "v2") == (
+        "Worker reloading: DIR/rlapp.py modified", "v2")
+
+
+@check("reload_extra_files")
+def _reload_extra_files(ctx):
+    """A listed non-module file restarts the worker too (the app itself is unchanged)."""
+    args = ("--reload-engine", "poll", "--reload-extra-file", "{dir}/{label}-rlx/extra.txt")
+    assert _reloads(ctx, "rlx", args, "extra.txt", "2") == (
+        "Worker reloading: DIR/extra.txt modified", "v1")
+
+
+PASTE_APP = ("import json\n\n\ndef make_app(global_conf, **local):\n"
+             "    def app(environ, start_response):\n"
+             "        body = json.dumps([global_conf, local], sort_keys=True).encode()\n"
+             "        start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+             "        return [body]\n    return app\n")
+PASTE_INI = ("[app:main]\npaste.app_factory = pasteapp:make_app\nname = main\n\n"
+             "[app:other]\npaste.app_factory = pasteapp:make_app\nname = other\n")
+
+
+def _paste_answer(ctx, tag, *args):
+    for label, _ in EXES:
+        d = ctx.base / ("%s-%s" % (label, tag))
+        d.mkdir()
+        (d / "pasteapp.py").write_text(PASTE_APP)
+        (d / "site.ini").write_text(PASTE_INI)
+    servers = ctx.pair(*args, app=None, cwd="{dir}/{label}-%s" % tag)
+    return both(servers, lambda srv: json.loads(
+        get("/")(srv).replace(str(ctx.base / ("%s-%s" % (srv.name, tag))), "DIR")))
+
+
+@check("paste")
+def _paste(ctx):
+    """The app is built by PasteDeploy from the ini file's section (`#other`)."""
+    assert _paste_answer(ctx, "paste", "--paste", "site.ini#other") == [
+        {"__file__": "DIR/site.ini", "here": "DIR"}, {"name": "other"}]
+
+
+@check("raw_paste_global_conf")
+def _paste_global(ctx):
+    """`--paste-global` entries reach the app factory's global_conf (`\\=` escapes `=`)."""
+    assert _paste_answer(ctx, "pasteg", "--paste", "site.ini", "--paste-global", "a=1",
+                         "--paste-global", "b\\=c=d") == [
+        {"__file__": "DIR/site.ini", "here": "DIR", "a": "1", "b=c": "d"}, {"name": "main"}]
 
 
 @check("check_config")

@@ -8,7 +8,9 @@ the messages and tracebacks users see are the ones they know.
 import ast
 import importlib
 import inspect
+import io
 import os
+import re
 import traceback
 
 
@@ -76,6 +78,64 @@ def import_app(uri):
     if not callable(app):
         raise AppImportError("Application object must be callable.")
     return app
+
+
+def fail_app(exc):
+    """With ``--reload``, what a worker serves when the app has a SyntaxError: every request
+    gets a 500 whose plain-text body is the traceback."""
+    with io.StringIO() as out:
+        traceback.print_exception(exc, file=out)
+        msg = out.getvalue().encode("utf-8")
+
+    def app(environ, start_response):
+        start_response("500 Internal Server Error", [
+            ("Content-Type", "text/plain"),
+            ("Content-Length", str(len(msg))),
+        ])
+        return [msg]
+
+    return app
+
+
+# --- PasteDeploy (--paste) -----------------------------------------------------------------
+
+def paste_import():
+    """``--paste`` needs PasteDeploy: this raises gunicorn's error when it is missing."""
+    from paste.deploy import loadapp  # noqa: F401
+
+
+def has_logging_config(config_file):
+    """Whether a PasteDeploy ini file has logging sections (then it is also the logconfig)."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read([config_file])
+    return parser.has_section("loggers")
+
+
+def paste_global_conf(raw):
+    """``--paste-global`` entries as a dict: split at the first ``=`` not escaped as ``\\=``."""
+    conf = {}
+    for entry in raw:
+        if isinstance(entry, bytes):
+            entry = entry.decode("latin-1")
+        try:
+            key, value = re.split(r"(?<!\\)=", entry, maxsplit=1)
+        except ValueError:
+            raise RuntimeError("environment setting %r invalid" % entry)
+        conf[key.replace("\\=", "=")] = value.replace("\\=", "=")
+    return conf
+
+
+def load_paste_app(uri, raw_global_conf):
+    """The app of a PasteDeploy ini (``uri`` is ``/abs/file.ini[#name]``, or whatever app URI
+    the configuration has when ``paste`` was not given on the command line)."""
+    from paste.deploy import loadapp
+
+    global_conf = paste_global_conf(raw_global_conf)
+    if ":" not in uri:
+        uri = "config:" + uri
+    return loadapp(uri, name=None, relative_to=os.getcwd(), global_conf=global_conf)
 
 
 # gunicorn's built-in worker classes, by short name.

@@ -167,6 +167,7 @@ fn run(py: Python<'_>, argv: &[String], env_cmd_args: Option<String>) -> Result<
     // WSGIApplication.init()
     let mut app_uri: Option<String> = None;
     if let Some(paste) = truthy_str(py, args.get("paste")) {
+        crate::python::app::paste_import(py).map_err(|e| python_exit(py, e))?;
         let path = py
             .import("os")
             .and_then(|o| o.getattr("path"))
@@ -188,6 +189,15 @@ fn run(py: Python<'_>, argv: &[String], env_cmd_args: Option<String>) -> Result<
         )
         .map_err(|e| python_exit(py, e))?;
         app_uri = Some(abs);
+        let has_logging =
+            crate::python::app::has_logging_config(py, &file).map_err(|e| python_exit(py, e))?;
+        if has_logging {
+            ld.set(
+                super::spec::find("logconfig").expect("setting"),
+                &PyString::new(py, &file).into_any(),
+            )
+            .map_err(|e| python_exit(py, e))?;
+        }
     } else if let Some(first) = args.args.first() {
         ld.set(
             super::spec::find("default_proc_name").expect("setting"),

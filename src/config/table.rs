@@ -293,7 +293,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(18),
         short: "Restart workers when code changes.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "reload_engine",
@@ -310,7 +310,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::ReloadEngine,
         help_position: Some(19),
         short: "The implementation that should be used to power :ref:`reload`.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "reload_extra_files",
@@ -327,7 +327,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::ListOfFilesOrPatterns,
         help_position: Some(20),
         short: "Extends :ref:`reload` option to also watch and reload on additional files",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "spew",
@@ -1024,7 +1024,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(57),
         short: "Load a PasteDeploy config file. The argument may contain a ``#``",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "on_starting",
@@ -1619,7 +1619,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::ListString,
         help_position: Some(76),
         short: "Set a PasteDeploy global config variable in ``key=value`` form.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "permit_obsolete_folding",

@@ -1,5 +1,6 @@
 //! One worker process, after the fork: gunicorn's `Worker.init_process` sequence (post_fork,
-//! signals, app load, post_worker_init), then serving until told to stop, then `worker_exit`.
+//! signals, the reloader, app load, reloader start, post_worker_init), then serving until told
+//! to stop, then `worker_exit`.
 //!
 //! Invariant: the tokio runtime is built here, after the fork, and dropped before the process
 //! returns to Python for exit.
@@ -7,6 +8,7 @@
 mod ciphers;
 pub mod conn;
 mod readbuf;
+mod reload;
 pub mod sendfile;
 mod serve;
 pub mod signals;
@@ -137,10 +139,24 @@ fn boot(py: Python<'_>, ctx: WorkerContext, worker_obj: &Py<PyAny>) -> i32 {
         Err(e) => return boot_error(py, &e),
     };
     python::unblock_worker_signals();
+    let reloader = if cfg.bool("reload") {
+        match reload::create(py, &cfg) {
+            Ok(r) => Some(r),
+            Err(e) => return boot_error(py, &e),
+        }
+    } else {
+        None
+    };
     let app = match ctx.app {
         Some(a) => a,
-        None => match python::app::import_app(py, cfg.app_uri.as_deref().unwrap_or("")) {
+        None => match python::app::load_app(py, &cfg) {
             Ok(a) => a,
+            Err(e) if reload::survives(py, &cfg, e.err()) => {
+                match reload::fail_app(py, e.err(), reloader.as_ref()) {
+                    Ok(a) => a,
+                    Err(e) => return boot_error(py, &e),
+                }
+            }
             Err(AppLoadError::Import(e)) => {
                 observe::debug("Exception while loading the application");
                 eprintln!("{}", python::exc_str(py, &e));
@@ -150,6 +166,12 @@ fn boot(py: Python<'_>, ctx: WorkerContext, worker_obj: &Py<PyAny>) -> i32 {
         },
     };
     hooks::set_attr(py, worker_obj, "wsgi", app.clone_ref(py));
+    if let Some(r) = reloader {
+        if let Err(e) = r.bind(py).call_method0("start") {
+            return boot_error(py, &e);
+        }
+        hooks::set_attr(py, worker_obj, "reloader", r);
+    }
     if let Err(e) = hooks::call(py, &cfg, "post_worker_init", (worker_obj.clone_ref(py),)) {
         return boot_error(py, &e);
     }

@@ -1,4 +1,5 @@
-//! A worker's signals, with gunicorn's meanings: TERM = finish in-flight work and exit,
+//! A worker's signals, with gunicorn's meanings: TERM = finish in-flight work and exit (also
+//! how `--reload` stops a worker),
 //! QUIT/INT = `worker_int` and exit now, ABRT (the master's timeout) = `worker_abort` and exit,
 //! USR1 = reopen logs, WINCH ignored, HUP/USR2 default (terminate).
 //!
@@ -61,6 +62,13 @@ pub async fn stopped() {
     }
 }
 
+/// Calls the worker hook `name` through the target [`install`] was given (nothing before).
+pub fn call_hook(py: Python<'_>, name: &str) {
+    if let Some(h) = HOOKS.get() {
+        (h.call)(py, name);
+    }
+}
+
 #[pyfunction]
 fn handle_exit(_signum: i32, _frame: Py<PyAny>) {
     stop(false);
@@ -69,9 +77,7 @@ fn handle_exit(_signum: i32, _frame: Py<PyAny>) {
 #[pyfunction]
 fn handle_quit(py: Python<'_>, _signum: i32, _frame: Py<PyAny>) -> PyResult<()> {
     stop(true);
-    if let Some(h) = HOOKS.get() {
-        (h.call)(py, "worker_int");
-    }
+    call_hook(py, "worker_int");
     py.detach(|| std::thread::sleep(std::time::Duration::from_millis(100)));
     Err(pyo3::exceptions::PySystemExit::new_err(0))
 }
@@ -79,9 +85,7 @@ fn handle_quit(py: Python<'_>, _signum: i32, _frame: Py<PyAny>) -> PyResult<()> 
 #[pyfunction]
 fn handle_abort(py: Python<'_>, _signum: i32, _frame: Py<PyAny>) -> PyResult<()> {
     stop(true);
-    if let Some(h) = HOOKS.get() {
-        (h.call)(py, "worker_abort");
-    }
+    call_hook(py, "worker_abort");
     Err(pyo3::exceptions::PySystemExit::new_err(1))
 }
 
