@@ -389,7 +389,14 @@ def _reuse_port(ctx):
             srv.start(wait=False)
             srv.wait_log(r"Booting worker with pid")
             srv.port, srv.address = port, ("127.0.0.1", port)
-            assert srv.request("GET", "/pid").status == 200
+
+            def served():
+                # With reuse_port the worker binds its own socket just after that log line.
+                try:
+                    return srv.request("GET", "/pid").status == 200
+                except ConnectionRefusedError:
+                    return False
+            wait_until(served, 10, what="the worker's listener")
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
