@@ -206,6 +206,13 @@ impl ResponseState {
 
     /// The header block: status line, Server, Date, Connection, [chunked], the app's headers.
     pub fn header_block(&self, out: &mut Vec<u8>) {
+        // One allocation for the whole block: fixed lines plus the app's headers.
+        let app_len: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum();
+        out.reserve(128 + self.status.as_ref().map_or(0, String::len) + app_len);
         let connection = if self.upgrade {
             "upgrade"
         } else if self.should_close() {
