@@ -20,7 +20,6 @@ KNOWN = os.path.join(ROOT, "conformance", "known_differences.toml")
 OUT = os.path.join(ROOT, "docs", "differences.md")
 
 _RELOAD = "code reloading (watching files and restarting workers) is not implemented"
-_STATSD = "StatsD metrics are not implemented"
 _PASTE = "PasteDeploy applications are not supported"
 _H2 = "HTTP/2 is not implemented (rgun serves HTTP/1.0 and 1.1)"
 _ASGI = "ASGI workers are not implemented (rgun runs WSGI apps with sync and gthread)"
@@ -34,10 +33,6 @@ REASONS = {
     "reload": _RELOAD,
     "reload_engine": _RELOAD,
     "reload_extra_files": _RELOAD,
-    "statsd_host": _STATSD,
-    "dogstatsd_tags": _STATSD,
-    "statsd_prefix": _STATSD,
-    "enable_backlog_metric": _STATSD + " (the backlog metric is emitted through StatsD)",
     "paste": _PASTE,
     "raw_paste_global_conf": _PASTE,
     "pre_exec": "re-executing the master (USR2 binary upgrade) is not implemented, so the hook would never run",

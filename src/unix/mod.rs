@@ -1,7 +1,8 @@
 //! Thin, safe wrappers over the operating system: listening sockets, the worker heartbeat file,
-//! the pidfile. No Python and no tokio here.
+//! the pidfile, `TCP_INFO`. No Python and no tokio here.
 
 pub mod fd;
 pub mod heartbeat;
 pub mod listeners;
 pub mod pidfile;
+pub mod tcp_info;
