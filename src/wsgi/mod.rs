@@ -462,13 +462,10 @@ fn finish(
     // in handle_request; not when the app call itself raised before returning an iterable).
     if returned {
         let duration = start.elapsed();
-        observe::statsd::access(
-            duration,
-            g.resp
-                .status
-                .as_deref()
-                .and_then(observe::statsd::status_code),
-        );
+        if observe::statsd::enabled() {
+            let status = g.resp.status.as_deref();
+            observe::statsd::access(duration, status.and_then(observe::statsd::status_code));
+        }
         if let Some(fmt) = &st.access {
             let rec = access::Record {
                 environ,
