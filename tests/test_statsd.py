@@ -45,8 +45,10 @@ def post_worker_init(worker):
         1 / 0
     except ZeroDivisionError:
         worker.log.exception("exception from hook")
-    # The gunicorn.error logger itself is not the Statsd logger: no counter.
+    # The gunicorn.error logger itself is not the Statsd logger: no counter, no metric.
     logging.getLogger("gunicorn.error").error("direct error")
+    logging.getLogger("gunicorn.error").info("direct", extra={"metric": "direct.m", "value": 5,
+                                                              "mtype": "counter"})
     worker.log.info("done", extra={"metric": "hook.done", "value": 1, "mtype": "counter"})
 '''
 
