@@ -19,7 +19,6 @@ SETTINGS = os.path.join(ROOT, "compat", "settings.json")
 KNOWN = os.path.join(ROOT, "conformance", "known_differences.toml")
 OUT = os.path.join(ROOT, "docs", "differences.md")
 
-_STATSD = "StatsD metrics are not implemented"
 _H2 = "HTTP/2 is not implemented (rgun serves HTTP/1.0 and 1.1)"
 _ASGI = "ASGI workers are not implemented (rgun runs WSGI apps with sync and gthread)"
 _DIRTY = "dirty arbiters (gunicorn 25's separate worker pool) are not implemented"
@@ -29,10 +28,6 @@ _UWSGI = "the uwsgi protocol is not implemented"
 REASONS = {
     "control_socket": "rgun has no control interface (gunicornc) yet: it creates no socket (gunicorn 27 creates one by default); a non-default path is refused unless `--no-control-socket` is given",
     "control_socket_mode": "rgun has no control interface (gunicornc) yet",
-    "statsd_host": _STATSD,
-    "dogstatsd_tags": _STATSD,
-    "statsd_prefix": _STATSD,
-    "enable_backlog_metric": _STATSD + " (the backlog metric is emitted through StatsD)",
     "ssl_context": "TLS is rustls, configured from the SSL settings; a Python `ssl.SSLContext` cannot be used",
     "protocol": _UWSGI,
     "uwsgi_allow_ips": _UWSGI,

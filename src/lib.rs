@@ -32,16 +32,25 @@ fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
 }
 
 /// Writes a record of the `gunicorn.error` logger (Python `logging` level number) to rgun's
-/// error log.
+/// error log. Not a StatsD-counted Logger call: the `log` object counts its own calls.
 #[pyfunction]
 fn _log(levelno: i32, msg: &str) {
-    match observe::Level::from_levelno(levelno) {
-        observe::Level::Debug => observe::debug(msg),
-        observe::Level::Info => observe::info(msg),
-        observe::Level::Warning => observe::warning(msg),
-        observe::Level::Error => observe::error(msg),
-        observe::Level::Critical => observe::critical(msg),
-    }
+    observe::write(observe::Level::from_levelno(levelno), msg);
+}
+
+/// The Statsd logger's `(prefix, dogstatsd_tags, has a socket)`, `None` when StatsD is off.
+#[pyfunction]
+fn _statsd_settings() -> Option<(String, String, bool)> {
+    observe::statsd::settings()
+}
+
+/// `Statsd.sock.send(data)`: one datagram on rgun's StatsD socket; errors raise `OSError`.
+#[pyfunction]
+fn _statsd_send(data: &[u8]) -> PyResult<()> {
+    observe::statsd::send_raw(data).map_err(|e| match observe::statsd::errno_strerror(&e) {
+        Some(pair) => pyo3::exceptions::PyOSError::new_err(pair),
+        None => pyo3::exceptions::PyOSError::new_err(e.to_string()),
+    })
 }
 
 /// Writes a line to rgun's access log.
@@ -69,6 +78,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GUNICORN_VERSION", GUNICORN_VERSION)?;
     m.add_function(wrap_pyfunction!(main, m)?)?;
     m.add_function(wrap_pyfunction!(_log, m)?)?;
+    m.add_function(wrap_pyfunction!(_statsd_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(_statsd_send, m)?)?;
     m.add_function(wrap_pyfunction!(_access, m)?)?;
     m.add_function(wrap_pyfunction!(_reopen_logs, m)?)?;
     m.add_function(wrap_pyfunction!(_notify, m)?)?;

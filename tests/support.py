@@ -464,3 +464,50 @@ def run_cli(args, *, exe=None, cwd=APPS, env=None, timeout=30.0, extra_env=None)
         raise
     return subprocess.CompletedProcess(cmd, p.returncode, out.decode("utf-8", "replace"),
                                        err.decode("utf-8", "replace"))
+
+
+class DatagramCollector:
+    """A StatsD server stand-in: a datagram socket (UDP on 127.0.0.1:0, or unix at `path`) whose
+    datagrams a thread appends to `lines` (decoded). `address` is what `--statsd-host` takes."""
+
+    def __init__(self, path=None):
+        import threading
+
+        if path is None:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+            self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        else:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(path)
+            self.address = "unix:" + path
+        self.sock.settimeout(0.1)
+        self.lines: list[str] = []
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while self.running:
+            try:
+                self.lines.append(self.sock.recv(65536).decode("latin-1"))
+            except (socket.timeout, OSError):
+                continue
+
+    def wait_for(self, pred, timeout=10.0, what="datagrams"):
+        """Waits until `pred(lines)` is true; returns a copy of the lines."""
+        wait_until(lambda: pred(list(self.lines)), timeout, what="%s; got %r" % (what, self.lines))
+        return list(self.lines)
+
+    def wait_line(self, line, count=1, timeout=10.0):
+        return self.wait_for(lambda ls: ls.count(line) >= count, timeout, what="%r x%d" % (line, count))
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+def norm_statsd(line: str) -> str:
+    """A datagram with its measured duration replaced (the only value that differs by run)."""
+    return re.sub(r"(request\.duration):\d+\.\d+\|ms", r"\1:<ms>|ms", line)

@@ -225,9 +225,9 @@ def test_non_python_extension_warning(workdir):
 # --- rgun's own behaviour ---------------------------------------------------------------------
 
 def test_refused_setting(workdir):
-    code, out, err = run(RGUN, ["--statsd-host", "localhost:8125", "app:app"], workdir)
+    code, out, err = run(RGUN, ["--protocol", "uwsgi", "app:app"], workdir)
     assert code == 1
-    assert err == "\nError: setting 'statsd_host' (--statsd-host) is not supported by rgun yet\n"
+    assert err == "\nError: setting 'protocol' (--protocol) is not supported by rgun yet\n"
 
 
 def test_refused_worker_class(workdir):

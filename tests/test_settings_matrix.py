@@ -35,8 +35,8 @@ import time
 
 import pytest
 
-from support import (APPS, GUNICORN, RGUN, ROOT, RawConn, Server, free_port, pid_alive, recv_all,
-                     rewrite_until_logged, run_cli, wait_until)
+from support import (APPS, GUNICORN, RGUN, ROOT, DatagramCollector, RawConn, Server, free_port, norm_statsd,
+                     pid_alive, recv_all, rewrite_until_logged, run_cli, wait_until)
 
 SETTINGS = json.load(open(os.path.join(ROOT, "compat", "settings.json")))["settings"]
 BY_NAME = {s["name"]: s for s in SETTINGS}
@@ -246,10 +246,6 @@ def check(*names):
 REFUSED = {
     "control_socket": ["--control-socket", "x.ctl"],
     "control_socket_mode": ["--control-socket-mode", "0o660"],
-    "statsd_host": ["--statsd-host", "localhost:8125"],
-    "dogstatsd_tags": ["--dogstatsd-tags", "env:test"],
-    "statsd_prefix": ["--statsd-prefix", "mx"],
-    "enable_backlog_metric": ["--enable-backlog-metric"],
     "ssl_context": "def ssl_context(config, default_ssl_context_factory):\n    return default_ssl_context_factory()\n",
     "protocol": ["--protocol", "uwsgi"],
     "uwsgi_allow_ips": ["--uwsgi-allow-from", "10.0.0.1"],
@@ -1134,6 +1130,46 @@ def _disable_redirect(ctx):
     for label in ("rgun", "gunicorn"):
         assert any("Booting worker" in m for m in msgs[label])
         assert not any(".access:" in m for m in msgs[label]), msgs[label]
+
+
+def _statsd_datagrams(ctx):
+    """Both servers sending StatsD to a unix datagram collector of their own, with a prefix,
+    tags and the backlog metric, after one request: {label: [datagrams]}."""
+    if "statsd" not in ctx.cache:
+        colls = {label: DatagramCollector(ctx.path(label + "-sd.sock")) for label, _ in EXES}
+        try:
+            servers = ctx.pair("--statsd-host", "unix:{dir}/{label}-sd.sock", "--statsd-prefix", "mx",
+                               "--dogstatsd-tags", "env:test", "--enable-backlog-metric")
+            out = {}
+            for (label, _), srv in zip(EXES, servers):
+                assert srv.request("GET", "/pid").status == 200
+                out[label] = colls[label].wait_for(lambda ls: all(
+                    any(m in l for l in ls) for m in (".request.status.200:", ".backlog:", ".workers:")))
+        finally:
+            for c in colls.values():
+                c.close()
+        ctx.cache["statsd"] = out
+    return ctx.cache["statsd"]
+
+
+@check("statsd_host", "statsd_prefix", "dogstatsd_tags", "enable_backlog_metric")
+def _statsd(ctx, name):
+    got = _statsd_datagrams(ctx)
+    for label in ("rgun", "gunicorn"):
+        lines = got[label]
+        if name == "statsd_host":
+            assert "mx.gunicorn.workers:1|g|#env:test" in lines
+        elif name == "statsd_prefix":
+            assert all(l.startswith("mx.gunicorn.") for l in lines), lines
+        elif name == "dogstatsd_tags":
+            assert all(l.endswith("|#env:test") for l in lines), lines
+        else:
+            assert "mx.gunicorn.backlog:0|h|#env:test" in lines, lines
+    if name == "statsd_host":
+        requests = {label: [norm_statsd(l) for l in got[label] if ".request" in l] for label in got}
+        assert requests["rgun"] == requests["gunicorn"] == [
+            "mx.gunicorn.request.duration:<ms>|ms|#env:test", "mx.gunicorn.requests:1|c|@1.0|#env:test",
+            "mx.gunicorn.request.status.200:1|c|@1.0|#env:test"]
 
 
 # --- supported: hooks --------------------------------------------------------------------------------

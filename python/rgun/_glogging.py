@@ -18,6 +18,8 @@ import sys
 import threading
 import time
 
+from rgun import _core
+
 # gunicorn silences logging's "No handlers could be found" warning the same way.
 logging.Logger.manager.emittedNoHandlerWarning = 1
 
@@ -291,11 +293,13 @@ def _check_is_writable(path):
 
 
 def logger_class(cfg):
-    """The class ``cfg.logger_class`` names; ``simple`` and gunicorn's default mean rgun's."""
+    """The class ``cfg.logger_class`` names; ``simple``, gunicorn's default and gunicorn's
+    Statsd class mean rgun's (which becomes a Statsd logger when StatsD is on)."""
     uri = cfg.logger_class
     if not isinstance(uri, str):
         return uri
-    if uri in ("simple", "gunicorn.glogging.Logger", "glogging.Logger"):
+    if uri in ("simple", "gunicorn.glogging.Logger", "glogging.Logger",
+               "gunicorn.instrument.statsd.Statsd"):
         return Logger
     from rgun import _app
 
@@ -308,8 +312,11 @@ _LEVEL_METHODS = {10: "debug", 20: "info", 30: "warning", 40: "error", 50: "crit
 
 
 def emit(log, levelno, msg):
-    """One error-log line from Rust, through ``log.<level>(msg)`` (the user's class may override)."""
-    getattr(log, _LEVEL_METHODS.get(levelno, "info"))(msg)
+    """One error-log line from Rust, through ``log.<level>(msg)`` (the user's class may override;
+    a Statsd logger's counter is skipped: Rust counted the line already)."""
+    from rgun import _statsd
+
+    _statsd.plain(log, _LEVEL_METHODS.get(levelno, "info"))(msg)
 
 
 def emit_access(log, line):
@@ -338,6 +345,10 @@ def make_logger(cfg):
     _check_access_not_overridden(cls)
     if hasattr(cls, "install"):
         cls.install()
+    if cls is Logger and _core._statsd_settings() is not None:
+        from rgun import _statsd
+
+        cls = _statsd.PythonStatsd
     return cls(cfg)
 
 

@@ -226,6 +226,15 @@ class Logger(LoggerMethods):
         self.cfg = cfg
 
 
+def make_logger(cfg):
+    """``server.log`` while rgun writes the logs: a Statsd logger when StatsD is on."""
+    if _core._statsd_settings() is not None:
+        from rgun import _statsd
+
+        return _statsd.BridgeStatsd(cfg)
+    return Logger(cfg)
+
+
 class Listener:
     """An entry of ``server.LISTENERS``: ``str()`` gives ``http://host:port`` or ``unix:path``."""
 

@@ -69,6 +69,8 @@ pub struct Arbiter {
     listeners: Vec<Listener>,
     workers: BTreeMap<i32, WorkerRecord>,
     num_workers: usize,
+    /// The worker count last logged (and sent as the `gunicorn.workers` gauge).
+    last_logged_workers: Option<usize>,
     worker_age: u64,
     wakeup: Option<WakeupPipe>,
     app: Option<Py<PyAny>>,
@@ -107,6 +109,7 @@ impl Arbiter {
             listeners: Vec::new(),
             workers: BTreeMap::new(),
             num_workers,
+            last_logged_workers: None,
             worker_age: 0,
             wakeup: None,
             app,
@@ -268,7 +271,7 @@ Error: {msg}
     }
 
     fn fatal(&self, py: Python<'_>, e: &PyErr) -> Halt {
-        observe::exception(
+        observe::error_with_traceback(
             "Unhandled exception in main loop",
             &python::format_traceback(py, e),
         );

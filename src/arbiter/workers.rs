@@ -10,6 +10,7 @@ use super::{Arbiter, Halt};
 use crate::observe;
 use crate::python::{self, hooks};
 use crate::unix::heartbeat::Heartbeat;
+use crate::unix::listeners::Listener;
 use crate::worker::WorkerContext;
 
 /// What the master keeps about one live worker.
@@ -35,7 +36,6 @@ impl Arbiter {
         &mut self,
         py: Python<'_>,
     ) -> Result<Option<Box<WorkerContext>>, Halt> {
-        let before = self.workers.len();
         while self.workers.len() < self.num_workers {
             if let Some(ctx) = self.spawn_worker(py)? {
                 return Ok(Some(ctx));
@@ -49,10 +49,28 @@ impl Arbiter {
         for (_, pid) in by_age.into_iter().take(surplus) {
             signal_pid(pid, Signal::SIGTERM);
         }
-        if self.workers.len() != before {
-            observe::debug(&format!("{} workers", self.workers.len()));
+        // gunicorn counts the workers it keeps (the ones just sent SIGTERM are not) and logs
+        // the count, with its StatsD gauge, whenever it differs from the last one logged.
+        let active = self.workers.len().min(self.num_workers);
+        if self.last_logged_workers != Some(active) {
+            self.last_logged_workers = Some(active);
+            observe::statsd::gauge("gunicorn.workers", active);
+            observe::debug(&format!("{active} workers"));
+        }
+        if self.cfg.bool("enable_backlog_metric") {
+            self.log_backlog();
         }
         Ok(None)
+    }
+
+    /// `enable_backlog_metric`: the connections waiting in the listeners' accept queues, summed
+    /// as gunicorn does (a unix listener counts -1, so with one nothing is reported).
+    fn log_backlog(&self) {
+        let backlog: i64 = self.listeners.iter().map(Listener::backlog).sum();
+        if backlog >= 0 {
+            observe::statsd::histogram("gunicorn.backlog", backlog);
+            observe::debug(&format!("socket backlog: {backlog}"));
+        }
     }
 
     /// Forks one worker. In the child this returns its context; in the master, `None`.

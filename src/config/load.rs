@@ -386,10 +386,7 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(
-            run_code(&["--statsd-host", "localhost:8125", "app"], None),
-            1
-        );
+        assert_eq!(run_code(&["--protocol", "uwsgi", "app"], None), 1);
         // Worker classes are resolved (and refused) when the arbiter is built, as gunicorn
         // loads them there; loading the config accepts any string.
         assert_eq!(run_code(&["-k", "gevent", "app"], None), 0);

@@ -905,7 +905,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::StatsdAddress,
         help_position: Some(51),
         short: "The address of the StatsD server to log to.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "dogstatsd_tags",
@@ -922,7 +922,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(52),
         short: "A comma-delimited list of datadog statsd (dogstatsd) tags to append to",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "statsd_prefix",
@@ -939,7 +939,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::String,
         help_position: Some(53),
         short: "Prefix to use when emitting statsd metrics (a trailing ``.`` is added,",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "enable_backlog_metric",
@@ -956,7 +956,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Bool,
         help_position: Some(54),
         short: "Enable socket backlog metric (only supported on Linux).",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "proc_name",

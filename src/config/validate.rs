@@ -391,20 +391,64 @@ fn list_of_files_or_patterns<'py>(
     Ok(out.into_any())
 }
 
+/// `validate_statsd_address`: `unix:<digits>` is kept as the tuple `('unix', port)` (a
+/// compatibility rule of gunicorn's), anything else goes through `util.parse_address` with the
+/// default port 8125: a unix path (str), an fd (int) or `(host, port)`.
 fn statsd_address<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let v = string(v)?;
     if v.is_none() {
         return Ok(v);
     }
-    let text = v.to_string();
-    if let Some(port) = text.strip_prefix("unix:")
-        && !port.is_empty()
-        && port.chars().all(|c| c.is_ascii_digit())
-    {
-        let port = py.import("builtins")?.getattr("int")?.call1((port,))?;
+    let re = py.import("re")?;
+    let regression = re.call_method1("match", (r"^unix:(\d+)$", &v))?;
+    if !regression.is_none() {
+        let port = int_of(py, &regression.call_method1("group", (1,))?)?;
         return Ok(PyTuple::new(py, [PyString::new(py, "unix").into_any(), port])?.into_any());
     }
-    Ok(v)
+    parse_address(py, &v.to_string(), "8125")
+        .map_err(|_| PyTypeError::new_err("Value must be one of ('host:port', 'unix://PATH')"))
+}
+
+fn int_of<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    py.import("builtins")?.getattr("int")?.call1((v,))
+}
+
+/// gunicorn's `util.parse_address` (any error stands for its RuntimeError).
+fn parse_address<'py>(
+    py: Python<'py>,
+    netloc: &str,
+    default_port: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    if netloc.starts_with("unix:") {
+        // `re.split(r'unix:(//)?', netloc)[-1]`: what follows the last `unix:` (and `//`).
+        let rest = &netloc[netloc.rfind("unix:").unwrap_or(0) + 5..];
+        return Ok(PyString::new(py, rest.strip_prefix("//").unwrap_or(rest)).into_any());
+    }
+    if let Some(fd) = netloc.strip_prefix("fd://") {
+        return int_of(py, &PyString::new(py, fd));
+    }
+    let netloc = match netloc.strip_prefix("tcp://") {
+        // `netloc.split("tcp://")[1]`
+        Some(rest) => rest.split("tcp://").next().unwrap_or(""),
+        None => netloc,
+    };
+    let (host, port) = if netloc.contains('[') && netloc.contains(']') {
+        let before = netloc.split(']').next().unwrap_or("");
+        let host: String = before.chars().skip(1).collect();
+        let port = netloc.split("]:").nth(1).unwrap_or(default_port);
+        (host, port)
+    } else if netloc.contains(':') {
+        let mut parts = netloc.split(':');
+        let host = parts.next().unwrap_or("").to_string();
+        (host, parts.next().unwrap_or(default_port))
+    } else if netloc.is_empty() {
+        ("0.0.0.0".to_string(), default_port)
+    } else {
+        (netloc.to_string(), default_port)
+    };
+    let port = int_of(py, &PyString::new(py, port))?;
+    let host = PyString::new(py, &host).call_method0("lower")?;
+    Ok(PyTuple::new(py, [host, port])?.into_any())
 }
 
 fn http_protocols<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {

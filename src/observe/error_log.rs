@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, RwLock};
 
 use super::clock::error_log_time;
+use super::statsd;
 
 /// Log levels, in gunicorn's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -184,7 +185,9 @@ pub fn enabled(level: Level) -> bool {
     }
 }
 
-fn log(level: Level, msg: &str) {
+/// Writes one error-log message, without the StatsD counter the level methods below add (for
+/// lines gunicorn writes through the `gunicorn.error` logger itself, not through its Logger).
+pub fn write(level: Level, msg: &str) {
     if let Some(ext) = external() {
         if level >= ext.level() {
             ext.log(level, msg);
@@ -212,29 +215,45 @@ fn log(level: Level, msg: &str) {
     }
 }
 
+// gunicorn's Logger methods. With StatsD on, `critical`, `error`, `warning` and `exception`
+// also count the call (`gunicorn.log.<method>`), whether or not the level is written.
 pub fn debug(msg: &str) {
-    log(Level::Debug, msg);
+    write(Level::Debug, msg);
 }
 pub fn info(msg: &str) {
-    log(Level::Info, msg);
+    write(Level::Info, msg);
 }
 pub fn warning(msg: &str) {
-    log(Level::Warning, msg);
+    write(Level::Warning, msg);
+    statsd::count_log("warning");
 }
 pub fn error(msg: &str) {
-    log(Level::Error, msg);
+    write(Level::Error, msg);
+    statsd::count_log("error");
 }
 pub fn critical(msg: &str) {
-    log(Level::Critical, msg);
+    write(Level::Critical, msg);
+    statsd::count_log("critical");
+}
+
+/// `log.error(msg, exc_info=True)`: an error line followed by a formatted traceback.
+pub fn error_with_traceback(msg: &str, traceback: &str) {
+    write(Level::Error, &with_traceback(msg, traceback));
+    statsd::count_log("error");
 }
 
 /// `log.exception(msg)`: an error line followed by a formatted traceback.
 pub fn exception(msg: &str, traceback: &str) {
+    write(Level::Error, &with_traceback(msg, traceback));
+    statsd::count_log("exception");
+}
+
+fn with_traceback(msg: &str, traceback: &str) -> String {
     let tb = traceback.trim_end_matches('\n');
     if tb.is_empty() {
-        log(Level::Error, msg);
+        msg.to_string()
     } else {
-        log(Level::Error, &format!("{msg}\n{tb}"));
+        format!("{msg}\n{tb}")
     }
 }
 

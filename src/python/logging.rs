@@ -3,6 +3,8 @@
 //! loggers are bridged into them. With `logconfig`, `logconfig_dict`, `logconfig_json`,
 //! `syslog`, `capture_output` or a `logger_class`, a gunicorn-style Logger (`rgun._glogging`,
 //! or the user's class) is built and every line rgun logs goes through Python `logging`.
+//! With `statsd_host` and the default logger class, the logger is also gunicorn's Statsd
+//! (`rgun._statsd`), in either mode, and `observe::statsd` is set up once, at startup.
 
 use std::sync::Arc;
 
@@ -131,13 +133,40 @@ fn install_rust(
         )?;
         py.import("rgun._wsgi")?
             .call_method1("preopen", (cfg.str("errorlog"),))?;
-        Ok(module.getattr("Logger")?.call1((cfg_obj,))?.unbind())
+        Ok(module.call_method1("make_logger", (cfg_obj,))?.unbind())
     };
     bridge().map_err(|e| runtime_or_traceback(py, &e))
 }
 
+/// StatsD, when gunicorn would build its Statsd logger: the socket (connected by Python with
+/// gunicorn's rules, then owned by Rust), prefix and tags, fixed for the life of the server.
+fn setup_statsd(py: Python<'_>, cfg_obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    let module = py.import("rgun._statsd")?;
+    if !module
+        .call_method1("wanted", (cfg_obj,))?
+        .extract::<bool>()?
+    {
+        return Ok(());
+    }
+    let (fd, prefix, tags, encode_error): (i32, String, String, Option<String>) =
+        module.call_method1("setup", (cfg_obj,))?.extract()?;
+    let sock = (fd >= 0).then(|| socket2::Socket::from(crate::unix::fd::own_detached(fd)));
+    observe::statsd::init(sock, prefix, tags, encode_error);
+    Ok(())
+}
+
 /// Sets up logging at startup and returns the `log` object hooks receive.
 pub fn setup(
+    py: Python<'_>,
+    cfg: &Config,
+    cfg_obj: &Bound<'_, PyAny>,
+) -> Result<Py<PyAny>, SetupError> {
+    setup_statsd(py, cfg_obj).map_err(|e| runtime_or_traceback(py, &e))?;
+    build(py, cfg, cfg_obj)
+}
+
+/// Builds the logger `cfg` asks for and installs it as the writer of rgun's logs.
+fn build(
     py: Python<'_>,
     cfg: &Config,
     cfg_obj: &Bound<'_, PyAny>,
@@ -191,7 +220,7 @@ pub fn reload(
         };
     }
     if is_bridge {
-        return match setup(py, cfg, cfg_obj) {
+        return match build(py, cfg, cfg_obj) {
             Ok(log) => log,
             Err(SetupError(msg)) => {
                 eprintln!("{msg}");

@@ -5,7 +5,7 @@
 //! only ever accept on these file descriptors.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -136,6 +136,14 @@ impl Listener {
             && let Some(p) = &self.unix_path
         {
             let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// gunicorn's `get_backlog()`: the accept queue length of a TCP listener, -1 for a unix one.
+    pub fn backlog(&self) -> i64 {
+        match self.family {
+            Family::Tcp => super::tcp_info::unacked(self.socket.as_fd()),
+            Family::Unix => -1,
         }
     }
 

@@ -491,6 +491,7 @@ async fn read_head(srv: &Server, conn: &mut Conn, peer: &Peer, first: bool) -> H
 
 /// Answers a request that failed to parse, as gunicorn's `handle_error` does.
 async fn reject(srv: &Server, conn: &mut Conn, e: ParseError) -> HeadRead {
+    let handling = std::time::Instant::now();
     let Some(status) = e.status() else {
         observe::debug(&format!(
             "Ignored premature client disconnection. {}",
@@ -507,10 +508,12 @@ async fn reject(srv: &Server, conn: &mut Conn, e: ParseError) -> HeadRead {
         let ip = conn.peer.map(|p| p.ip().to_string()).unwrap_or_default();
         observe::warning(&format!("Invalid request from ip={ip}: {}", e.log_text()));
     }
-    if e.has_request()
-        && let Some(fmt) = &srv.st.access
-    {
-        log_rejected_request(fmt, conn, status, e.reason());
+    if e.has_request() {
+        // gunicorn's handle_error access-logs (and measures) a request it has an object for.
+        observe::statsd::access(handling.elapsed(), Some(status));
+        if let Some(fmt) = &srv.st.access {
+            log_rejected_request(fmt, conn, status, e.reason());
+        }
     }
     let page = rgun_h1::error_page(status, e.reason(), &e.message());
     if conn.write_all(&page).await.is_err() {

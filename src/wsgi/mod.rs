@@ -148,7 +148,7 @@ pub fn handle(
                 .call1((st.worker_obj.clone_ref(py), req_obj.clone_ref(py)));
             crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr);
             if let Err(e) = called {
-                let after = app_error(py, st, conn, &head, None, &e, Instant::now());
+                let after = app_error(py, st, conn, &head, None, &e);
                 if let Some(hook) = st.post_request.as_ref() {
                     let empty = PyDict::new(py);
                     if let Err(e) = call_post_request(py, hook, st, &req_obj, &empty, py.None()) {
@@ -179,7 +179,7 @@ pub fn handle(
     let mut conn = conn;
     let environ = match conn_environ(py, st, &mut conn).and_then(|ce| ce.template.bind(py).copy()) {
         Ok(e) => e,
-        Err(e) => return app_error(py, st, conn, &head, None, &e, start),
+        Err(e) => return app_error(py, st, conn, &head, None, &e),
     };
     let filled = match conn.environ.as_deref() {
         Some(ce) => environ::fill(
@@ -203,13 +203,14 @@ pub fn handle(
             if hooked {
                 crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr.saturating_sub(1));
             }
+            let handling = Instant::now();
             observe::warning(&format!(
                 "Invalid request from ip={}: {}",
                 peer_ip(&conn),
                 problem.0
             ));
             write_error_page(&conn, &waiter, 500, "Bad Request", &problem.0);
-            log_error_access(py, st, &head, &conn, start);
+            log_error_access(py, st, &head, &conn, handling);
             if let Some(hook) = st.post_request.as_ref() {
                 let empty = PyDict::new(py);
                 if let Err(e) = call_post_request(py, hook, st, &req_obj, &empty, py.None()) {
@@ -221,7 +222,7 @@ pub fn handle(
             }
             return After::Close(conn);
         }
-        Err(e) => return app_error(py, st, conn, &head, None, &e, start),
+        Err(e) => return app_error(py, st, conn, &head, None, &e),
     }
     let body = BodyState::new(&head.body, &st.parser);
     let resp = ResponseState::new(
@@ -472,18 +473,25 @@ fn finish(
 ) -> After {
     let mut g = lock(ex);
     let headers_sent = g.resp.headers_sent;
-    // The access line for the response as it stands (gunicorn's `finally` in handle_request;
-    // not written when the app call itself raised before returning an iterable).
-    if returned && let Some(fmt) = &st.access {
-        let rec = access::Record {
-            environ,
-            headers: &head.headers,
-            resp_headers: &g.resp.headers,
-            status: g.resp.status.clone().unwrap_or_default(),
-            sent: Some(g.resp.sent),
-            duration: start.elapsed(),
-        };
-        observe::access(&fmt.render(&rec));
+    // The access line and StatsD metrics for the response as it stands (gunicorn's `finally`
+    // in handle_request; not when the app call itself raised before returning an iterable).
+    if returned {
+        let duration = start.elapsed();
+        if observe::statsd::enabled() {
+            let status = g.resp.status.as_deref();
+            observe::statsd::access(duration, status.and_then(observe::statsd::status_code));
+        }
+        if let Some(fmt) = &st.access {
+            let rec = access::Record {
+                environ,
+                headers: &head.headers,
+                resp_headers: &g.resp.headers,
+                status: g.resp.status.clone().unwrap_or_default(),
+                sent: Some(g.resp.sent),
+                duration,
+            };
+            observe::access(&fmt.render(&rec));
+        }
     }
     let Exchange {
         conn,
@@ -516,11 +524,12 @@ fn finish(
                         deadline: Some(Instant::now() + std::time::Duration::from_secs(5)),
                     };
                     drop(g);
-                    client_error(py, st, c, head, &pe, start, &w)
+                    client_error(py, st, c, head, &pe, &w)
                 }
             }
         }
         Err(e) => {
+            let handling = Instant::now();
             // A body error the app let escape: answer it as the parser error it is.
             if let Some(pe) = body.error.take() {
                 drop(g);
@@ -530,7 +539,6 @@ fn finish(
                     c,
                     head,
                     &pe,
-                    start,
                     &Waiter {
                         wakeup: None,
                         deadline: None,
@@ -554,7 +562,7 @@ fn finish(
             };
             write_error_page(&c, &w, 500, "Internal Server Error", "");
             drop(g);
-            log_error_access_with(py, st, head, &c, start, 500, "Internal Server Error");
+            log_error_access_with(py, st, head, &c, handling, 500, "Internal Server Error");
             After::Close(c)
         }
     }
@@ -567,8 +575,8 @@ fn app_error(
     head: &RequestHead,
     _env: Option<&Bound<'_, PyDict>>,
     e: &PyErr,
-    start: Instant,
 ) -> After {
+    let handling = Instant::now();
     observe::exception(
         &format!("Error handling request {} {}", head.method, head.uri),
         &python::format_traceback(py, e),
@@ -578,7 +586,7 @@ fn app_error(
         deadline: Some(Instant::now() + std::time::Duration::from_secs(5)),
     };
     write_error_page(&conn, &w, 500, "Internal Server Error", "");
-    log_error_access_with(py, st, head, &conn, start, 500, "Internal Server Error");
+    log_error_access_with(py, st, head, &conn, handling, 500, "Internal Server Error");
     After::Close(conn)
 }
 
@@ -589,9 +597,9 @@ fn client_error(
     conn: Conn,
     head: &RequestHead,
     pe: &ParseError,
-    start: Instant,
     w: &Waiter,
 ) -> After {
+    let handling = Instant::now();
     let Some(status) = pe.status() else {
         observe::debug(&format!(
             "Ignored premature client disconnection. {}",
@@ -604,7 +612,7 @@ fn client_error(
         peer_ip(&conn),
         pe.log_text()
     ));
-    log_error_access_with(py, st, head, &conn, start, status, pe.reason());
+    log_error_access_with(py, st, head, &conn, handling, status, pe.reason());
     write_error_page(&conn, w, status, pe.reason(), &pe.message());
     After::Close(conn)
 }
@@ -616,21 +624,29 @@ fn write_error_page(conn: &Conn, w: &Waiter, status: u16, reason: &str, msg: &st
     }
 }
 
-fn log_error_access(py: Python<'_>, st: &Statics, head: &RequestHead, conn: &Conn, start: Instant) {
-    log_error_access_with(py, st, head, conn, start, 500, "Bad Request");
+fn log_error_access(
+    py: Python<'_>,
+    st: &Statics,
+    head: &RequestHead,
+    conn: &Conn,
+    handling: Instant,
+) {
+    log_error_access_with(py, st, head, conn, handling, 500, "Bad Request");
 }
 
 /// The access line gunicorn's `handle_error` writes: a fresh response with the error status
-/// and 0 bytes sent, against a minimal environ.
+/// and 0 bytes sent, against a minimal environ. Its StatsD duration runs from `handling`, the
+/// start of the error handling (gunicorn's `handle_error` restarts the clock).
 fn log_error_access_with(
     _py: Python<'_>,
     st: &Statics,
     head: &RequestHead,
     conn: &Conn,
-    _start: Instant,
+    handling: Instant,
     code: u16,
     reason: &str,
 ) {
+    observe::statsd::access(handling.elapsed(), Some(code));
     let Some(fmt) = &st.access else { return };
     let protocol = format!("HTTP/{}.{}", head.version.0, head.version.1);
     let status = format!("{code} {reason}");
