@@ -3,10 +3,12 @@ names, process roles, argument attributes) under gunicorn 27.0.1 and rgun.
 
 The config file defines the 14 hooks rgun supports (on_starting on_reload when_ready pre_fork
 post_fork post_worker_init worker_int worker_abort pre_request post_request child_exit worker_exit
-nworkers_changed on_exit). `pre_exec` and `ssl_context` are left out: rgun refuses them today
-(test_settings_matrix.py checks the refusal). Each hook appends one line
-`name pid role attr=value ...` to a file (one O_APPEND write), role = master/worker by comparing
-the pid with the master's (recorded by on_starting in the environment, so it survives a reload).
+nworkers_changed on_exit). `pre_exec` is left out (rgun refuses it; test_settings_matrix.py
+checks the refusal), and so is `ssl_context`, which runs only on TLS listeners, in the worker,
+once per connection (tests/test_ssl_context.py compares its calls with gunicorn's). Each hook
+appends one line `name pid role attr=value ...` to a file (one O_APPEND write), role =
+master/worker by comparing the pid with the master's (recorded by on_starting in the environment,
+so it survives a reload).
 
 Scenario, identical for both servers: start with -w 2; 100 requests; `kill -9` the oldest worker
 (and wait for its replacement to boot); SIGQUIT the next (worker_int) and SIGABRT the next

@@ -6,6 +6,7 @@
 
 mod ciphers;
 pub mod conn;
+mod pytls;
 mod readbuf;
 pub mod sendfile;
 mod serve;
