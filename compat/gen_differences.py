@@ -28,7 +28,6 @@ _UWSGI = "the uwsgi protocol is not implemented"
 REASONS = {
     "control_socket": "rgun has no control interface (gunicornc) yet: it creates no socket (gunicorn 27 creates one by default); a non-default path is refused unless `--no-control-socket` is given",
     "control_socket_mode": "rgun has no control interface (gunicornc) yet",
-    "ssl_context": "TLS is rustls, configured from the SSL settings; a Python `ssl.SSLContext` cannot be used",
     "protocol": _UWSGI,
     "uwsgi_allow_ips": _UWSGI,
     "http_protocols": _H2,
@@ -68,7 +67,15 @@ OTHER = [
      "still restarts the workers; gunicorn 27 exits the master."),
     ("`http_parser`", "rgun always uses its own parser, which accepts and rejects exactly what gunicorn's does; "
      "`fast` without `gunicorn_h1c` installed makes gunicorn answer 500 to every request, rgun serves."),
-    ("`do_handshake_on_connect`", "accepted; rgun's TLS handshake always happens on the connection's first read."),
+    ("`do_handshake_on_connect`", "accepted; with rustls the TLS handshake always happens on the connection's "
+     "first read. With the `ssl_context` hook it is made where gunicorn makes it (an explicit handshake with this "
+     "setting or the gthread worker, inside the first read otherwise), so its errors read the same."),
+    ("`ssl_context`", "called as gunicorn calls it: in the worker, for every connection, with `cfg` and the "
+     "default-context factory. In the gthread worker it runs on the worker's main thread (gunicorn: a pool "
+     "thread). Those connections are served by Python's `ssl` (the hook's context as is); TLS without the hook "
+     "is rustls."),
+    ("TLS close", "rgun sends `close_notify` before closing a TLS connection; gunicorn closes the TCP connection "
+     "without it, which a strict client reads as a ragged EOF."),
     ("`logger_class` with `access()`", "a logger class that overrides `access()` is refused: rgun renders "
      "access lines itself."),
     ("`--reload` and `worker_int`", "a worker that sees a changed file always runs `worker_int` before it stops; "

@@ -246,7 +246,6 @@ def check(*names):
 REFUSED = {
     "control_socket": ["--control-socket", "x.ctl"],
     "control_socket_mode": ["--control-socket-mode", "0o660"],
-    "ssl_context": "def ssl_context(config, default_ssl_context_factory):\n    return default_ssl_context_factory()\n",
     "protocol": ["--protocol", "uwsgi"],
     "uwsgi_allow_ips": ["--uwsgi-allow-from", "10.0.0.1"],
     "http_protocols": ["--http-protocols", "h2,h1"],
@@ -1220,6 +1219,8 @@ def _certs(base):
     (d / "ext.cnf").write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n")
     o("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
       "-out", "client.pem", "-days", "2", "-extfile", "ext.cnf")
+    o("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.pem", "-days", "2",
+      "-subj", "/CN=other", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
     return d
 
 
@@ -1230,11 +1231,11 @@ def _tls_args(ctx, *extra):
     return ("--certfile", str(d / "cert.pem"), "--keyfile", str(d / "key.pem")) + extra
 
 
-def tls_get(ctx, path="/", client_cert=False, max_version=None, ciphers=None):
+def tls_get(ctx, path="/", client_cert=False, max_version=None, ciphers=None, cafile="cert.pem"):
     d = _certs(str(ctx.base))
 
     def fn(srv):
-        c = ssl.create_default_context(cafile=str(d / "cert.pem"))
+        c = ssl.create_default_context(cafile=str(d / cafile))
         if client_cert:
             c.load_cert_chain(str(d / "client.pem"), str(d / "client.key"))
         if max_version:
@@ -1293,6 +1294,38 @@ def _ssl_version(ctx):
     warn = both(servers, lambda s: [l for l in s.stderr().splitlines() if "ssl_version" in l.lower()
                                     and not l.startswith("  ")])
     assert warn
+
+
+SSL_CONTEXT_HOOK = """
+import os, ssl
+
+
+def ssl_context(conf, default_ssl_context_factory):
+    with open("{dir}/{label}-ssl_context.calls", "a") as f:
+        f.write("%d %s\\n" % (os.getpid(), os.path.basename(conf.certfile)))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(os.path.dirname(conf.certfile), "other.pem"),
+                        os.path.join(os.path.dirname(conf.certfile), "other.key"))
+    return ctx
+"""
+
+
+@check("ssl_context")
+def _ssl_context(ctx):
+    """The hook's SSLContext serves the connections: it loads another certificate than certfile,
+    which the client trusts (certfile's is refused). The hook runs in the worker with the cfg
+    object, once per connection (tests/test_ssl_context.py has the rest)."""
+    servers = ctx.pair(*_tls_args(ctx), conf=SSL_CONTEXT_HOOK)
+    assert both(servers, lambda s: tls_get(ctx, "/pid", cafile="other.pem")(s).isdigit())
+    assert both(servers, tls_get(ctx, "/pid")) == "handshake failed"
+
+    def hook_calls(srv):
+        path = ctx.path("%s-ssl_context.calls" % srv.name)
+        wait_until(lambda: os.path.exists(path) and len(open(path).read().splitlines()) >= 2, 10, what=path)
+        workers = set(srv.worker_pids())
+        return [("worker" if int(pid) in workers else "other", name)
+                for pid, name in (l.split() for l in open(path).read().splitlines())]
+    assert both(servers, hook_calls) == [("worker", "cert.pem")] * 2
 
 
 @check("suppress_ragged_eofs", "do_handshake_on_connect")

@@ -437,6 +437,11 @@ Error: {msg}
         let cfg = Arc::new(cfg);
         self.cfg = cfg.clone();
         self.worker_class = cfg.worker_class_str();
+        // The new workers serve TLS as the new settings say (gunicorn reads them per connection).
+        match crate::worker::tls::from_config(&cfg) {
+            Ok(tls) => self.tls = tls,
+            Err(msg) => observe::error(&format!("{msg}; keeping the previous TLS configuration")),
+        }
         hooks::set_attr(py, &self.objs.server, "timeout", cfg.int("timeout"));
         hooks::set_attr(py, &self.objs.server, "proc_name", self.proc_name());
         let n = usize::try_from(cfg.int("workers")).unwrap_or(0);

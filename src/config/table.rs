@@ -1296,7 +1296,7 @@ pub static SETTINGS: &[Setting] = &[
         validator: Validator::Callable(2),
         help_position: None,
         short: "Called when SSLContext is needed.",
-        supported: false,
+        supported: true,
     },
     Setting {
         name: "proxy_protocol",

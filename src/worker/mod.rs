@@ -7,6 +7,7 @@
 
 mod ciphers;
 pub mod conn;
+mod pytls;
 mod readbuf;
 mod reload;
 pub mod sendfile;

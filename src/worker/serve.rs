@@ -45,6 +45,7 @@ static EXIT_CODE: AtomicI32 = AtomicI32::new(0);
 
 struct Server {
     st: Statics,
+    gthread: bool,
     threads: usize,
     keepalive: Option<Duration>,
     header_timeout: Duration,
@@ -130,6 +131,7 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
     let heartbeat = setup.heartbeat;
     let srv = Arc::new(Server {
         st: statics,
+        gthread,
         threads,
         keepalive: (gthread && keepalive > 0).then(|| Duration::from_secs(keepalive as u64)),
         header_timeout: Duration::from_secs(if timeout > 0 { timeout as u64 } else { 30 }),
@@ -317,19 +319,7 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                let tls = match &srv.tls {
-                    None => None,
-                    Some(t) => match super::tls::TlsConn::new(t) {
-                        Ok(c) => Some(c),
-                        Err(e) => {
-                            observe::debug(&format!("Error processing SSL request. {e}"));
-                            srv.conns.fetch_sub(1, Ordering::Relaxed);
-                            continue;
-                        }
-                    },
-                };
-                let conn = Conn::new(stream, peer, info.clone(), tls);
-                tokio::spawn(serve_conn(srv.clone(), conn));
+                tokio::spawn(serve_conn(srv.clone(), stream, peer, info.clone()));
             }
             Err(e) => {
                 srv.conns.fetch_sub(1, Ordering::Relaxed);
@@ -370,8 +360,61 @@ enum HeadRead {
     Close,
 }
 
-async fn serve_conn(srv: Arc<Server>, mut conn: Conn) {
+/// Wraps an accepted socket in a connection, with its TLS session on TLS listeners. `None`
+/// when the `ssl_context` hook failed (the error was logged and answered) or the client left.
+async fn open(
+    srv: &Server,
+    stream: Stream,
+    peer: Option<std::net::SocketAddr>,
+    info: Arc<ListenerInfo>,
+) -> Option<Conn> {
+    let Some(tls) = &srv.tls else {
+        return Some(Conn::new(stream, peer, info, None));
+    };
+    // gunicorn's gthread worker wraps the socket once the client has sent something.
+    if tls.calls_hook() && srv.gthread {
+        let ready = async {
+            match &stream {
+                Stream::Tcp(s) => s.readable().await,
+                Stream::Unix(s) => s.readable().await,
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout(srv.header_timeout, ready) => {
+                if !matches!(r, Ok(Ok(()))) {
+                    return None;
+                }
+            }
+            () = signals::stopped() => return None,
+        }
+    }
+    let ip = peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    match tls.session(&srv.st.worker_obj, &ip) {
+        Ok(session) => Some(Conn::new(stream, peer, info, Some(session))),
+        Err(refused) => {
+            // gunicorn answers on the socket as it is, before any TLS.
+            let conn = Conn::new(stream, peer, info, None);
+            if let Some(page) = refused.page
+                && conn.write_all(&page).await.is_err()
+            {
+                observe::debug("Failed to send error message.");
+            }
+            conn.close_graceful().await;
+            None
+        }
+    }
+}
+
+async fn serve_conn(
+    srv: Arc<Server>,
+    stream: Stream,
+    peer: Option<std::net::SocketAddr>,
+    info: Arc<ListenerInfo>,
+) {
     let _guard = ConnGuard(srv.clone());
+    let Some(mut conn) = open(&srv, stream, peer, info).await else {
+        return;
+    };
     let mut first = true;
     // What the parser needs to know about the peer, computed once per connection.
     let peer = peer_of(&srv, &conn);

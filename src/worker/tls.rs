@@ -1,7 +1,11 @@
-//! TLS for the listeners, with rustls: gunicorn's SSL settings (`certfile`, `keyfile`,
-//! `ca_certs`, `cert_reqs`, `suppress_ragged_eofs`) turned into a server configuration, and
-//! the record layer driven over the connection's raw descriptor (so the same code serves the
-//! async head reads and the blocking reads and writes made while the app runs).
+//! TLS for the listeners, with two engines behind one [`TlsConn`] interface:
+//! * rustls (the default): gunicorn's SSL settings (`certfile`, `keyfile`, `ca_certs`,
+//!   `cert_reqs`, `ciphers`, `suppress_ragged_eofs`) turned into a server configuration once;
+//! * Python's `ssl` module, when the config defines the `ssl_context` hook: the hook's
+//!   `SSLContext`, made per connection as gunicorn does (`pytls.rs`).
+//!
+//! Either way the record layer is driven over the connection's raw descriptor, so the same code
+//! serves the async head reads and the blocking reads and writes made while the app runs.
 
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
@@ -9,20 +13,66 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, recv, send};
+use pyo3::{Py, PyAny};
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::pytls::{PyTlsConn, Refused};
 use super::readbuf::ReadBuf;
 use crate::config::Config;
+use crate::observe;
 
 /// The TLS side of the listeners, shared by every connection of a worker.
 #[derive(Clone, Debug)]
 pub struct Tls {
-    pub config: Arc<ServerConfig>,
+    engine: Engine,
     /// `suppress_ragged_eofs`: a TCP close without `close_notify` counts as a clean EOF.
     pub suppress_ragged_eofs: bool,
+    /// The hook's sessions shake hands before the first read, as gunicorn's gthread worker
+    /// and `do_handshake_on_connect` do (its sync worker lets the first read do it).
+    explicit_handshake: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Engine {
+    Rustls(Arc<ServerConfig>),
+    /// The `ssl_context` hook, called in the worker for each connection.
+    PythonHook,
+}
+
+impl Tls {
+    /// Whether connections call the `ssl_context` hook (Python's `ssl`), not rustls.
+    pub fn calls_hook(&self) -> bool {
+        matches!(self.engine, Engine::PythonHook)
+    }
+
+    /// A new connection's session. `worker` is the hook objects' `worker` (its `cfg` is what
+    /// the hook receives), `ip` the peer as gunicorn logs it. On failure the log lines are
+    /// written already.
+    pub fn session(&self, worker: &Py<PyAny>, ip: &str) -> Result<TlsConn, Refused> {
+        match &self.engine {
+            Engine::Rustls(config) => match rustls::ServerConnection::new(config.clone()) {
+                Ok(conn) => Ok(TlsConn::Rustls(RustlsConn {
+                    conn,
+                    ragged_ok: self.suppress_ragged_eofs,
+                    eof: false,
+                })),
+                Err(e) => {
+                    observe::debug(&format!("Error processing SSL request. {e}"));
+                    Err(Refused { page: None })
+                }
+            },
+            Engine::PythonHook => PyTlsConn::new(
+                worker,
+                self.suppress_ragged_eofs,
+                self.explicit_handshake,
+                ip,
+            )
+            .map(TlsConn::Python),
+        }
+    }
 }
 
 fn exists(path: &str, what: &str) -> Result<(), String> {
@@ -39,6 +89,21 @@ pub fn from_config(cfg: &Config) -> Result<Option<Tls>, String> {
     let (certfile, keyfile) = (cfg.str("certfile"), cfg.str("keyfile"));
     if certfile.is_none() && keyfile.is_none() {
         return Ok(None);
+    }
+    if cfg.object("ssl_context").is_some() {
+        // gunicorn checks only that the files exist at start-up; the hook makes the context
+        // (from these files or others) for each connection, in the worker.
+        if let Some(f) = certfile {
+            exists(f, "certfile")?;
+        }
+        if let Some(f) = keyfile {
+            exists(f, "keyfile")?;
+        }
+        return Ok(Some(Tls {
+            engine: Engine::PythonHook,
+            suppress_ragged_eofs: cfg.bool("suppress_ragged_eofs"),
+            explicit_handshake: cfg.is_gthread() || cfg.bool("do_handshake_on_connect"),
+        }));
     }
     let certfile = certfile.ok_or("certfile is required when keyfile is set")?;
     exists(certfile, "certfile")?;
@@ -95,8 +160,9 @@ pub fn from_config(cfg: &Config) -> Result<Option<Tls>, String> {
         .map_err(|e| format!("certfile/keyfile: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(Tls {
-        config: Arc::new(config),
+        engine: Engine::Rustls(Arc::new(config)),
         suppress_ragged_eofs: cfg.bool("suppress_ragged_eofs"),
+        explicit_handshake: false,
     }))
 }
 
@@ -118,29 +184,73 @@ impl Write for FdIo {
     }
 }
 
-/// One connection's TLS state.
-pub struct TlsConn {
+/// One connection's TLS state, in either engine. Not boxed: rustls is the common case, and the
+/// connection holds its session inline as it always did.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum TlsConn {
+    Rustls(RustlsConn),
+    Python(PyTlsConn),
+}
+
+impl TlsConn {
+    /// Whether encrypted bytes wait to be written (handshake replies, records).
+    pub fn wants_write(&self) -> bool {
+        match self {
+            TlsConn::Rustls(c) => c.wants_write(),
+            TlsConn::Python(c) => c.wants_write(),
+        }
+    }
+
+    /// Writes pending encrypted bytes; `WouldBlock` when the socket is full.
+    pub fn flush(&mut self, fd: RawFd) -> io::Result<()> {
+        match self {
+            TlsConn::Rustls(c) => c.flush(fd),
+            TlsConn::Python(c) => c.flush(fd),
+        }
+    }
+
+    /// Appends decrypted bytes to `out`. `Ok(0)` is EOF; `WouldBlock` means wait for the socket
+    /// (readable, or writable when [`TlsConn::wants_write`]).
+    pub fn read(&mut self, fd: RawFd, out: &mut ReadBuf, cap: usize) -> io::Result<usize> {
+        match self {
+            TlsConn::Rustls(c) => c.read(fd, out, cap),
+            TlsConn::Python(c) => c.read(fd, out, cap),
+        }
+    }
+
+    /// Encrypts and sends `data`. `WouldBlock` from the socket is returned with
+    /// `data[..written]` consumed.
+    pub fn write(&mut self, fd: RawFd, data: &[u8]) -> io::Result<usize> {
+        match self {
+            TlsConn::Rustls(c) => c.write(fd, data),
+            TlsConn::Python(c) => c.write(fd, data),
+        }
+    }
+
+    /// Queues `close_notify`.
+    pub fn close_notify(&mut self) {
+        match self {
+            TlsConn::Rustls(c) => c.close_notify(),
+            TlsConn::Python(c) => c.close_notify(),
+        }
+    }
+}
+
+/// A rustls session.
+pub struct RustlsConn {
     conn: rustls::ServerConnection,
     ragged_ok: bool,
     eof: bool,
 }
 
-impl std::fmt::Debug for TlsConn {
+impl std::fmt::Debug for RustlsConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TlsConn")
+        f.write_str("RustlsConn")
     }
 }
 
-impl TlsConn {
-    pub fn new(tls: &Tls) -> io::Result<TlsConn> {
-        let conn = rustls::ServerConnection::new(tls.config.clone()).map_err(io::Error::other)?;
-        Ok(TlsConn {
-            conn,
-            ragged_ok: tls.suppress_ragged_eofs,
-            eof: false,
-        })
-    }
-
+impl RustlsConn {
     /// Whether encrypted bytes wait to be written (handshake replies, records).
     pub fn wants_write(&self) -> bool {
         self.conn.wants_write()
@@ -165,8 +275,12 @@ impl TlsConn {
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.ragged_ok => {
-                    return Ok(0);
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    if self.ragged_ok {
+                        return Ok(0);
+                    }
+                    observe::debug("ssl connection closed");
+                    return Err(e);
                 }
                 Err(e) => return Err(e),
             }
