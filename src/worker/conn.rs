@@ -20,21 +20,7 @@ use super::readbuf::ReadBuf;
 use super::tls::TlsConn;
 use crate::unix::listeners::Family;
 
-/// A connected client socket, TCP or unix.
-#[derive(Debug)]
-pub enum Stream {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-impl AsFd for Stream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Stream::Tcp(s) => s.as_fd(),
-            Stream::Unix(s) => s.as_fd(),
-        }
-    }
-}
+pub use crate::unix::stream::Stream;
 
 /// What a request needs to know about the listener it arrived on.
 #[derive(Debug)]
@@ -189,41 +175,34 @@ impl Conn {
                 read_cap,
                 ..
             } = self;
-            // `try_io` clears tokio's readiness when the closure says `WouldBlock`. A plain
-            // read that came back short drained the socket: it reports `WouldBlock` too (the
-            // bytes are kept in `got`), so the next wait goes straight to epoll instead of
-            // paying a `recv` that can only say `EAGAIN`. Safe with edge-triggered epoll: bytes
-            // arriving after this read raise a new edge, and tokio ignores the clear if an
-            // event was already seen since the read started.
-            let mut got = None;
-            let mut read = || match tls {
-                Some(_) => read_into(fd, tls, buf, *read_cap),
-                None => {
-                    let (n, drained) = read_plain(fd, buf, *read_cap)?;
-                    got = Some(n);
-                    if drained && n > 0 {
-                        Err(io::ErrorKind::WouldBlock.into())
-                    } else {
-                        Ok(n)
-                    }
+            // A socket not registered yet is read first: the bytes are usually there already,
+            // and then it never needs epoll (see `stream.rs`).
+            if tls.is_none() && !stream.is_registered() {
+                match read_plain(fd, buf, *read_cap) {
+                    Ok((n, _)) => return Ok(n),
+                    Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
                 }
-            };
-            let res = match stream {
-                Stream::Tcp(s) => {
-                    s.readable().await?;
-                    s.try_io(tokio::io::Interest::READABLE, &mut read)
-                }
-                Stream::Unix(s) => {
-                    s.readable().await?;
-                    s.try_io(tokio::io::Interest::READABLE, &mut read)
-                }
-            };
-            if let Some(n) = got {
-                return Ok(n);
             }
+            let mut guard = stream.readable().await?;
+            let res = match tls {
+                Some(_) => read_into(fd, tls, buf, *read_cap),
+                // A plain read that came back short drained the socket: readiness is cleared
+                // now, so the next wait goes straight to epoll instead of paying a `recv` that
+                // can only say `EAGAIN`. Safe with edge-triggered epoll: bytes arriving after
+                // the read raise a new edge, and tokio ignores the clear if an event was seen
+                // since the guard was taken.
+                None => read_plain(fd, buf, *read_cap).map(|(n, drained)| {
+                    if drained && n > 0 {
+                        guard.clear_ready();
+                    }
+                    n
+                }),
+            };
             match res {
                 Ok(n) => return Ok(n),
-                Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if would_block(&e) => guard.clear_ready(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
@@ -233,23 +212,10 @@ impl Conn {
         let Some(tls) = &self.tls else { return Ok(()) };
         let fd = self.fd();
         while tls.lock().unwrap_or_else(|e| e.into_inner()).wants_write() {
-            let res = match &self.stream {
-                Stream::Tcp(s) => {
-                    s.writable().await?;
-                    s.try_io(tokio::io::Interest::WRITABLE, || {
-                        tls.lock().unwrap_or_else(|e| e.into_inner()).flush(fd)
-                    })
-                }
-                Stream::Unix(s) => {
-                    s.writable().await?;
-                    s.try_io(tokio::io::Interest::WRITABLE, || {
-                        tls.lock().unwrap_or_else(|e| e.into_inner()).flush(fd)
-                    })
-                }
-            };
-            match res {
+            let mut guard = self.stream.writable().await?;
+            match tls.lock().unwrap_or_else(|e| e.into_inner()).flush(fd) {
                 Ok(()) => {}
-                Err(e) if would_block(&e) => {}
+                Err(e) if would_block(&e) => guard.clear_ready(),
                 Err(e) => return Err(e),
             }
         }
@@ -346,23 +312,20 @@ impl Conn {
         let fd = self.fd();
         let mut off = 0;
         while off < data.len() {
-            let res = match &self.stream {
-                Stream::Tcp(s) => {
-                    s.writable().await?;
-                    s.try_io(tokio::io::Interest::WRITABLE, || {
-                        self.write_some(fd, &data[off..])
-                    })
+            // Try first: a fresh socket has room, and then it never needs epoll.
+            match self.write_some(fd, &data[off..]) {
+                Ok(n) => {
+                    off += n;
+                    continue;
                 }
-                Stream::Unix(s) => {
-                    s.writable().await?;
-                    s.try_io(tokio::io::Interest::WRITABLE, || {
-                        self.write_some(fd, &data[off..])
-                    })
-                }
-            };
-            match res {
-                Ok(n) => off += n,
                 Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            let mut guard = self.stream.writable().await?;
+            match self.write_some(fd, &data[off..]) {
+                Ok(n) => off += n,
+                Err(e) if would_block(&e) => guard.clear_ready(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use rgun_h1::{HeadParser, ParseError, ParserConfig, Peer, RequestHead, Status, parse_head_eof};
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, Semaphore, oneshot};
 
 use super::conn::{Conn, ListenerInfo, Stream, Waiter};
@@ -256,9 +257,10 @@ fn start_pool(srv: Arc<Server>) -> (Arc<Server>, Vec<std::thread::JoinHandle<()>
     (srv, handles)
 }
 
-enum Source {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
+/// A listening socket registered with the runtime.
+struct Source {
+    sock: AsyncFd<socket2::Socket>,
+    tcp: bool,
 }
 
 fn accept_source(l: Listener) -> std::io::Result<(Source, Arc<ListenerInfo>)> {
@@ -268,13 +270,9 @@ fn accept_source(l: Listener) -> std::io::Result<(Source, Arc<ListenerInfo>)> {
         server_name_port: l.server_name_port(),
         unix_path: l.unix_path.as_ref().map(|p| p.display().to_string()),
     });
-    let src = match l.family {
-        Family::Tcp => Source::Tcp(tokio::net::TcpListener::from_std(
-            std::net::TcpListener::from(std::os::fd::OwnedFd::from(l.socket)),
-        )?),
-        Family::Unix => Source::Unix(tokio::net::UnixListener::from_std(
-            std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(l.socket)),
-        )?),
+    let src = Source {
+        tcp: l.family == Family::Tcp,
+        sock: crate::unix::stream::register_listener(l.socket)?,
     };
     Ok((src, info))
 }
@@ -330,16 +328,21 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
     }
 }
 
+/// Accepts one connection, non-blocking from the start (`accept4`), not registered with the
+/// runtime yet (see `stream.rs`). Readiness stays set until `accept` says `EAGAIN`, so a burst
+/// of connections is accepted without a wait per connection.
 async fn accept(src: &Source) -> std::io::Result<(Stream, Option<std::net::SocketAddr>)> {
-    match src {
-        Source::Tcp(l) => {
-            let (s, a) = l.accept().await?;
-            // TCP_NODELAY is inherited from the listening socket.
-            Ok((Stream::Tcp(s), Some(a)))
-        }
-        Source::Unix(l) => {
-            let (s, _) = l.accept().await?;
-            Ok((Stream::Unix(s), None))
+    use nix::libc::{SOCK_CLOEXEC, SOCK_NONBLOCK};
+    loop {
+        let mut guard = src.sock.readable().await?;
+        match guard.try_io(|s| s.get_ref().accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
+            Ok(Ok((s, addr))) => {
+                // TCP_NODELAY is inherited from the listening socket.
+                let peer = if src.tcp { addr.as_socket() } else { None };
+                return Ok((Stream::new(std::os::fd::OwnedFd::from(s)), peer));
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => {}
         }
     }
 }
@@ -373,12 +376,7 @@ async fn open(
     };
     // gunicorn's gthread worker wraps the socket once the client has sent something.
     if tls.calls_hook() && srv.gthread {
-        let ready = async {
-            match &stream {
-                Stream::Tcp(s) => s.readable().await,
-                Stream::Unix(s) => s.readable().await,
-            }
-        };
+        let ready = async { stream.readable().await.map(|_| ()) };
         tokio::select! {
             r = tokio::time::timeout(srv.header_timeout, ready) => {
                 if !matches!(r, Ok(Ok(()))) {
