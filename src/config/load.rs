@@ -398,7 +398,10 @@ mod tests {
             0,
             "defaults are fine"
         );
-        let hook = conf("hook.conf.py", "def pre_exec(server):\n    pass\n");
+        let hook = conf(
+            "hook.conf.py",
+            "def on_dirty_starting(arbiter):\n    pass\n",
+        );
         assert_eq!(run_code(&["-c", &hook, "app"], None), 1);
     }
 
