@@ -43,7 +43,7 @@ from collections import Counter
 
 import pytest
 
-from support import APPS, GUNICORN, RGUN, Server, pid_alive, wait_until
+from support import APPS, GUNICORN, RGUN, Server, pid_alive, recv_all, wait_until
 
 HOOKS_CONF = r'''
 import os
@@ -197,12 +197,7 @@ def _https_get(srv):
     ctx.verify_mode = ssl.CERT_NONE
     with socket.create_connection(srv.address, timeout=15) as raw, ctx.wrap_socket(raw) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_all(s)
     return data.split(b" ", 2)[1]
 
 

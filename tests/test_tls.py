@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from support import RGUN, Server
+from support import RGUN, Server, recv_all
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 
@@ -41,12 +41,7 @@ def _get(port, certs, path="/", client_cert=False):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
             s.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % path.encode())
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = recv_all(s)
     head, _, body = data.partition(b"\r\n\r\n")
     return head.decode("latin-1"), body
 

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from support import APPS, GUNICORN, RGUN, Server, pid_alive, wait_until
+from support import APPS, GUNICORN, RGUN, Server, pid_alive, recv_all, wait_until
 
 ECHO_APP = r'''
 import os
@@ -61,12 +61,7 @@ def _get(address, timeout=5.0):
     try:
         s.connect(address)
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_all(s, timeout)
     finally:
         s.close()
     head, _, body = data.partition(b"\r\n\r\n")
