@@ -17,19 +17,14 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-SUPPORTED = set("""
-config wsgi_app bind backlog workers worker_class threads worker_connections max_requests
-max_requests_jitter timeout graceful_timeout keepalive limit_request_line limit_request_fields
-limit_request_field_size check_config print_config preload_app sendfile chdir raw_env pidfile
-umask forwarded_allow_ips secure_scheme_headers pythonpath permit_obsolete_folding
-strip_header_spaces permit_unconventional_http_method permit_unconventional_http_version
-casefold_http_method forwarder_headers header_map accesslog access_log_format errorlog loglevel
-proc_name default_proc_name user group worker_tmp_dir tmp_upload_dir http_parser control_socket
-control_socket_mode control_socket_disable reload reload_engine reload_extra_files paste
-raw_paste_global_conf
-on_starting on_reload when_ready pre_fork post_fork post_worker_init worker_int worker_abort
-pre_request post_request child_exit worker_exit nworkers_changed on_exit
-""".split())
+def existing_statuses():
+    """rgun's status per setting, kept from the current settings.json (edited by hand there when
+    rgun starts or stops implementing a setting); a setting new to gunicorn starts refused."""
+    try:
+        with open(os.path.join(HERE, "settings.json")) as f:
+            return {s["name"]: s["rgun"] for s in json.load(f)["settings"]}
+    except FileNotFoundError:
+        return {}
 
 # Settings whose default gunicorn computes from the process environment at import time.
 ENV_DEFAULTS = {"bind", "workers", "forwarded_allow_ips", "chdir", "user", "group",
@@ -92,6 +87,7 @@ def main():
     pinned = open(os.path.join(HERE, "gunicorn-version")).read().strip()
     if gunicorn.__version__ != pinned:
         sys.exit("gunicorn %s found, %s expected" % (gunicorn.__version__, pinned))
+    statuses = existing_statuses()
 
     cfg = config.Config(prog="gunicorn")
     parser = cfg.parser()
@@ -126,11 +122,8 @@ def main():
             "help_position": help_order.get(s.name),
             "short": s.short,
             "desc": s.desc.splitlines()[0] if s.desc else "",
-            "rgun": "supported" if s.name in SUPPORTED else "refused",
+            "rgun": statuses.get(s.name, "refused"),
         })
-    missing = SUPPORTED - {s["name"] for s in out}
-    if missing:
-        sys.exit("unknown supported names: %s" % sorted(missing))
 
     doc = {"gunicorn_version": gunicorn.__version__, "settings": out}
     with open(os.path.join(HERE, "settings.json"), "w") as f:
