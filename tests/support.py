@@ -511,3 +511,22 @@ class DatagramCollector:
 def norm_statsd(line: str) -> str:
     """A datagram with its measured duration replaced (the only value that differs by run)."""
     return re.sub(r"(request\.duration):\d+\.\d+\|ms", r"\1:<ms>|ms", line)
+
+
+def make_certs(d, servers=(("cert.pem", "key.pem", "localhost"),), ca_cn="rgun-test-ca"):
+    """Writes test certificates into directory `d` with the openssl CLI: self-signed server
+    certificates `(cert file, key file, CN)` valid for localhost and 127.0.0.1, a CA (`ca.pem`,
+    `ca.key`) and a client certificate it signed (`client.pem`, `client.key`). Returns `d`."""
+    def o(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    for cert, key, cn in servers:
+        o("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+          "-subj", "/CN=" + cn, "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
+    o("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+      "-subj", "/CN=" + ca_cn)
+    o("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=client")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n")
+    o("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+      "-out", "client.pem", "-days", "2", "-extfile", "ext.cnf")
+    return d

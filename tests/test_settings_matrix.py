@@ -35,8 +35,8 @@ import time
 
 import pytest
 
-from support import (APPS, GUNICORN, RGUN, ROOT, DatagramCollector, RawConn, Server, free_port, norm_statsd,
-                     pid_alive, recv_all, rewrite_until_logged, run_cli, wait_until)
+from support import (APPS, GUNICORN, RGUN, ROOT, DatagramCollector, RawConn, Server, free_port, make_certs,
+                     norm_statsd, pid_alive, recv_all, rewrite_until_logged, run_cli, wait_until)
 
 SETTINGS = json.load(open(os.path.join(ROOT, "compat", "settings.json")))["settings"]
 BY_NAME = {s["name"]: s for s in SETTINGS}
@@ -1208,20 +1208,8 @@ def _certs(base):
     from pathlib import Path
     d = Path(base) / "certs"
     d.mkdir(exist_ok=True)
-
-    def o(*a):
-        subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
-    o("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "2",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
-    o("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-      "-subj", "/CN=mx-ca")
-    o("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=client")
-    (d / "ext.cnf").write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n")
-    o("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-      "-out", "client.pem", "-days", "2", "-extfile", "ext.cnf")
-    o("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.pem", "-days", "2",
-      "-subj", "/CN=other", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
-    return d
+    return make_certs(d, servers=(("cert.pem", "key.pem", "localhost"), ("other.pem", "other.key", "other")),
+                      ca_cn="mx-ca")
 
 
 def _tls_args(ctx, *extra):

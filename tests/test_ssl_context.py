@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from support import GUNICORN, RGUN, RawConn, recv_all, wait_until
+from support import GUNICORN, RGUN, RawConn, make_certs, recv_all, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 
@@ -33,24 +33,11 @@ def _note(conf):
 '''
 
 
-def _openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("sslctx-certs")
-    for name, cn in (("cert", "localhost"), ("other", "other-cert")):
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".pem",
-                 "-days", "2", "-subj", "/CN=" + cn, "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", cwd=d)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=sslctx-ca", cwd=d)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
-             "-subj", "/CN=client", cwd=d)
-    (d / "ext.cnf").write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n")
-    _openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "client.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
-    return d
+    return make_certs(tmp_path_factory.mktemp("sslctx-certs"),
+                      servers=(("cert.pem", "cert.key", "localhost"), ("other.pem", "other.key", "other-cert")),
+                      ca_cn="sslctx-ca")
 
 
 def start_pair(spawn, tmp_path, certs, hook, *args, worker="sync"):
