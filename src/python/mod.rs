@@ -5,6 +5,7 @@ pub mod app;
 pub mod hooks;
 pub mod logging;
 pub mod signals;
+pub mod tstate;
 
 use pyo3::prelude::*;
 

@@ -3,20 +3,26 @@
 //! * Accepting: one task per listener; it accepts only while a request slot is free (a worker
 //!   takes only what it can serve) and below `worker_connections`.
 //! * Connections: one task each. Request heads are read asynchronously, so slow clients cost
-//!   no thread. A complete request takes a slot and runs the app: inline on this thread for
-//!   `sync` and one-thread `gthread` (no hand-off), or on the `gthread` pool.
-//! * Side tasks: the signal wakeup pipe, the heartbeat, the parent watch.
+//!   no thread. A complete request takes a slot and runs the app **inline** on the runtime
+//!   thread that read its head: no hand-off to another thread.
+//! * Two runtimes. `sync` and one-thread `gthread`: a current-thread runtime on the main thread,
+//!   which also watches the signal pipe, the heartbeat and the parent. `gthread` with N > 1
+//!   threads: a multi-thread runtime of N threads (work stealing lets any idle thread pick up
+//!   any ready connection, as in gunicorn where any free pool thread takes any ready
+//!   connection), each with one persistent Python thread state (`python::tstate`); the main
+//!   thread stays outside tokio in [`control_loop`] (signal handlers, heartbeat, parent watch,
+//!   graceful stop), so it answers signals even while every runtime thread runs the app.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use pyo3::prelude::*;
 use rgun_h1::{HeadParser, ParseError, ParserConfig, Peer, RequestHead, Status, parse_head_eof};
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Notify, Semaphore};
 
 use super::conn::{Conn, ListenerInfo, Stream, Waiter};
 use super::signals;
@@ -55,19 +61,12 @@ struct Server {
     conns: AtomicUsize,
     conn_closed: Notify,
     max_requests: u64,
-    wakeup: BorrowedFd<'static>,
+    /// The signal wakeup pipe for blocking waits in app code: only when the app runs on the
+    /// main thread (where CPython runs signal handlers).
+    app_wakeup: Option<BorrowedFd<'static>>,
     forwarded: AllowList,
     proxy_allow: AllowList,
-    pool: Option<mpsc::SyncSender<Job>>,
     tls: Option<super::tls::Tls>,
-}
-
-struct Job {
-    conn: Conn,
-    head: RequestHead,
-    force_close: bool,
-    nr: u64,
-    reply: oneshot::Sender<After>,
 }
 
 fn parser_config(cfg: &Config) -> ParserConfig {
@@ -143,27 +142,29 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
         conns: AtomicUsize::new(0),
         conn_closed: Notify::new(),
         max_requests: setup.max_requests,
-        wakeup: wakeup.read.as_fd(),
+        app_wakeup: (threads == 1).then(|| wakeup.read.as_fd()),
         forwarded: AllowList::new(cfg.list("forwarded_allow_ips")),
         proxy_allow: AllowList::new(cfg.list("proxy_allow_ips")),
-        pool: None,
         tls: setup.tls.clone(),
     });
-    let (srv, pool_threads) = start_pool(srv);
+    let graceful = Duration::from_secs(u64::try_from(cfg.int("graceful_timeout")).unwrap_or(30));
+    if threads > 1 {
+        let ctl = Control {
+            wakeup,
+            heartbeat,
+            ppid: setup.ppid,
+            graceful,
+        };
+        return serve_threaded(py, srv, setup.listeners, ctl);
+    }
 
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            observe::error(&format!(
-                "Exception in worker process: cannot build the runtime: {e}"
-            ));
-            return 3;
-        }
+        Err(e) => return runtime_error(&e),
     };
-    let graceful = Duration::from_secs(u64::try_from(cfg.int("graceful_timeout")).unwrap_or(30));
     let hb_every = if timeout > 0 {
         Duration::from_millis((timeout as u64 * 500).clamp(100, 1000))
     } else {
@@ -204,57 +205,148 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
         });
     });
     drop(rt);
-    // Let the pool threads finish and detach from Python before the interpreter exits.
     drop(srv);
-    for t in pool_threads {
-        let _ = py.detach(|| t.join());
-    }
     EXIT_CODE.load(Ordering::Relaxed)
 }
 
-fn start_pool(srv: Arc<Server>) -> (Arc<Server>, Vec<std::thread::JoinHandle<()>>) {
-    if srv.threads <= 1 {
-        return (srv, Vec::new());
-    }
-    let (tx, rx) = mpsc::sync_channel::<Job>(srv.threads * 4);
-    let rx = Arc::new(Mutex::new(rx));
-    let mut srv = match Arc::try_unwrap(srv) {
-        Ok(s) => s,
-        Err(_) => unreachable!("the server is not shared before the pool starts"),
+fn runtime_error(e: &std::io::Error) -> i32 {
+    observe::error(&format!(
+        "Exception in worker process: cannot build the runtime: {e}"
+    ));
+    3
+}
+
+/// What the main thread watches while a multi-thread runtime serves.
+struct Control {
+    wakeup: &'static WakeupPipe,
+    heartbeat: Arc<Heartbeat>,
+    ppid: u32,
+    graceful: Duration,
+}
+
+/// `gthread` with N > 1 threads: connection tasks on a multi-thread runtime of N threads, the
+/// main thread in [`control_loop`].
+fn serve_threaded(
+    py: Python<'_>,
+    srv: Arc<Server>,
+    listeners: Vec<Listener>,
+    ctl: Control,
+) -> i32 {
+    let (wake_read, wake_write) =
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => return runtime_error(&e.into()),
+        };
+    signals::set_main_wake(wake_write);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(srv.threads)
+        .thread_name("rgun-gthread")
+        // One Python thread state per runtime thread, for the thread's whole life.
+        .on_thread_start(crate::python::tstate::register)
+        .on_thread_stop(crate::python::tstate::unregister)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return runtime_error(&e),
     };
-    srv.pool = Some(tx);
-    let srv = Arc::new(srv);
-    let weak = Arc::downgrade(&srv);
-    let handles = (0..srv.threads)
-        .map(|_| {
-            let rx = rx.clone();
-            let weak = weak.clone();
-            std::thread::spawn(move || {
-                Python::attach(|py| {
-                    loop {
-                        let job = py.detach(|| rx.lock().unwrap_or_else(|e| e.into_inner()).recv());
-                        let Ok(job) = job else { break };
-                        let Some(srv) = weak.upgrade() else { break };
-                        let waiter = Waiter {
-                            wakeup: None,
-                            deadline: None,
-                        };
-                        let after = wsgi::handle(
-                            py,
-                            &srv.st,
-                            job.conn,
-                            job.head,
-                            waiter,
-                            job.force_close,
-                            job.nr,
-                        );
-                        let _ = job.reply.send(after);
-                    }
-                });
-            })
-        })
-        .collect();
-    (srv, handles)
+    {
+        let _entered = rt.enter();
+        for l in listeners {
+            match accept_source(l) {
+                Ok((src, info)) => {
+                    rt.spawn(accept_loop(srv.clone(), src, info));
+                }
+                Err(e) => observe::error(&format!("cannot use listener: {e}")),
+            }
+        }
+    }
+    control_loop(py, &srv, &ctl, &wake_read);
+    // Shutting the runtime down waits for its threads, which need the GIL to finish the
+    // requests they run and to drop their thread states.
+    py.detach(|| drop(rt));
+    drop(srv);
+    EXIT_CODE.load(Ordering::Relaxed)
+}
+
+/// The main thread of a multi-thread `gthread` worker, gunicorn's `ThreadWorker.run` loop:
+/// notify the heartbeat (also while every thread runs the app), run Python signal handlers,
+/// watch the parent; once stopped, wait up to `graceful_timeout` for connections to finish.
+fn control_loop(py: Python<'_>, srv: &Server, ctl: &Control, wake: &OwnedFd) {
+    while signals::alive() {
+        ctl.heartbeat.notify();
+        if nix::unistd::getppid().as_raw() != ctl.ppid as i32 {
+            observe::info(&format!(
+                "Parent changed, shutting down: <Worker {}>",
+                std::process::id()
+            ));
+            signals::stop(true);
+            break;
+        }
+        main_wait(py, ctl, wake, Duration::from_millis(500));
+    }
+    if signals::quick() {
+        return;
+    }
+    let deadline = Instant::now() + ctl.graceful;
+    while srv.conns.load(Ordering::Relaxed) > 0 && !signals::quick() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        main_wait(py, ctl, wake, left.min(Duration::from_millis(500)));
+    }
+}
+
+/// Waits (GIL released) until a signal arrives, [`signals::wake_main`] is called, or `timeout`
+/// passes; then runs the Python signal handlers if a signal arrived.
+fn main_wait(py: Python<'_>, ctl: &Control, wake: &OwnedFd, timeout: Duration) {
+    let signalled = py.detach(|| {
+        let mut fds = [
+            PollFd::new(ctl.wakeup.read.as_fd(), PollFlags::POLLIN),
+            PollFd::new(wake.as_fd(), PollFlags::POLLIN),
+        ];
+        let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, ms) {
+            Ok(_) => {}
+            // EINTR: a signal; its handler runs below.
+            Err(_) => return true,
+        }
+        let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+        if ready(&fds[1]) {
+            let mut buf = [0u8; 64];
+            while matches!(nix::unistd::read(wake, &mut buf), Ok(n) if n > 0) {}
+        }
+        ready(&fds[0])
+    });
+    if signalled {
+        ctl.wakeup.drain();
+        if let Err(code) = run_signal_handlers(py) {
+            EXIT_CODE.store(code, Ordering::Relaxed);
+            signals::stop(true);
+        }
+    }
+}
+
+/// Runs pending Python signal handlers (main thread). `Err(code)` when one raised: the exit
+/// code of its `SystemExit`, or 1 for another exception (logged).
+fn run_signal_handlers(py: Python<'_>) -> Result<(), i32> {
+    py.check_signals().map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PySystemExit>(py) {
+            e.value(py)
+                .getattr("code")
+                .ok()
+                .and_then(|c| c.extract::<i32>().ok())
+                .unwrap_or(0)
+        } else {
+            observe::exception(
+                "Exception in signal handler",
+                &crate::python::format_traceback(py, &e),
+            );
+            1
+        }
+    })
 }
 
 /// A listening socket registered with the runtime.
@@ -354,6 +446,10 @@ impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.0.conns.fetch_sub(1, Ordering::Relaxed);
         self.0.conn_closed.notify_waiters();
+        if !signals::alive() {
+            // A main thread waiting for the last connection (graceful stop) re-checks.
+            signals::wake_main();
+        }
     }
 }
 
@@ -426,6 +522,12 @@ async fn serve_conn(
         let Ok(permit) = srv.slots.acquire().await else {
             break;
         };
+        if srv.threads > 1 {
+            // The app blocks this runtime thread. Yield once first, so that tokio wakes an idle
+            // runtime thread: it takes over the I/O driver (which this thread may have been the
+            // one to poll) and the tasks queued here, instead of sleeping until the app returns.
+            HandOff::default().await;
+        }
         if signals::quick() {
             return;
         }
@@ -436,34 +538,15 @@ async fn serve_conn(
         }
         // gthread with keepalive 0 closes every connection (gunicorn forces `Connection: close`).
         let force_close = !signals::alive() || srv.keepalive.is_none();
-        let after = match &srv.pool {
-            Some(tx) => {
-                let (reply, rx) = oneshot::channel();
-                let job = Job {
-                    conn,
-                    head,
-                    force_close,
-                    nr,
-                    reply,
-                };
-                // At most `threads` jobs exist at once (the slots) and the channel holds more,
-                // so this send never blocks the runtime.
-                if tx.send(job).is_err() {
-                    return;
-                }
-                match rx.await {
-                    Ok(a) => a,
-                    Err(_) => return,
-                }
-            }
-            None => Python::attach(|py| {
-                let waiter = Waiter {
-                    wakeup: Some(srv.wakeup),
-                    deadline: None,
-                };
-                wsgi::handle(py, &srv.st, conn, head, waiter, force_close, nr)
-            }),
-        };
+        // Inline, on the runtime thread that read the head. On a multi-thread runtime this
+        // thread has a persistent Python thread state, so the attach only takes the GIL.
+        let after = Python::attach(|py| {
+            let waiter = Waiter {
+                wakeup: srv.app_wakeup,
+                deadline: None,
+            };
+            wsgi::handle(py, &srv.st, conn, head, waiter, force_close, nr)
+        });
         drop(permit);
         match after {
             After::KeepAlive(c) if signals::alive() && srv.keepalive.is_some() => conn = c,
@@ -475,6 +558,30 @@ async fn serve_conn(
         }
     }
     conn.close_graceful().await;
+}
+
+/// Pending once, waking itself while it runs. tokio reschedules a task woken during its own poll
+/// as a yield: at the back of the thread's queue (where other threads can steal it, unlike the
+/// LIFO slot), and it notifies an idle runtime thread, if there is one, to come and look for
+/// work. That thread then polls the I/O driver when it finds nothing else to do. `yield_now`
+/// does not notify (tokio defers it until this thread parks).
+#[derive(Default)]
+struct HandOff(bool);
+
+impl std::future::Future for HandOff {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
 }
 
 fn peer_of(srv: &Server, conn: &Conn) -> Peer {
@@ -618,24 +725,7 @@ async fn watch_signals(pipe: &'static WakeupPipe) {
         }
         let mut buf = [0u8; 64];
         while matches!(rx.try_read(&mut buf), Ok(n) if n > 0) {}
-        let res = Python::attach(|py| {
-            py.check_signals().map_err(|e| {
-                if e.is_instance_of::<pyo3::exceptions::PySystemExit>(py) {
-                    e.value(py)
-                        .getattr("code")
-                        .ok()
-                        .and_then(|c| c.extract::<i32>().ok())
-                        .unwrap_or(0)
-                } else {
-                    observe::exception(
-                        "Exception in signal handler",
-                        &crate::python::format_traceback(py, &e),
-                    );
-                    1
-                }
-            })
-        });
-        if let Err(code) = res {
+        if let Err(code) = Python::attach(run_signal_handlers) {
             EXIT_CODE.store(code, Ordering::Relaxed);
             signals::stop(true);
         }

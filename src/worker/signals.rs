@@ -7,6 +7,7 @@
 //! in gunicorn); they run on the main thread, from bytecode or from `check_signals` when the
 //! wakeup pipe fires.
 
+use std::os::fd::OwnedFd;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,6 +23,10 @@ static ALIVE: AtomicBool = AtomicBool::new(true);
 static QUICK: AtomicBool = AtomicBool::new(false);
 /// Wakes the serving loops when `ALIVE` changes.
 pub static STOP: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// The write end of a non-blocking pipe that wakes a main thread waiting outside tokio (the
+/// multi-threaded `gthread` control loop): written on stop, and while stopping, when a
+/// connection closes.
+static MAIN_WAKE: OnceLock<OwnedFd> = OnceLock::new();
 
 /// What the handlers need to call `worker_int` / `worker_abort`.
 pub struct HookTarget {
@@ -47,6 +52,20 @@ pub fn stop(quick: bool) {
     }
     ALIVE.store(false, Ordering::Relaxed);
     STOP.notify_waiters();
+    wake_main();
+}
+
+/// Makes `fd` (a non-blocking pipe's write end) the one [`wake_main`] writes to.
+pub fn set_main_wake(fd: OwnedFd) {
+    let _ = MAIN_WAKE.set(fd);
+}
+
+/// Wakes the main thread's control loop, if one waits on the [`set_main_wake`] pipe.
+pub fn wake_main() {
+    if let Some(fd) = MAIN_WAKE.get() {
+        // A full pipe already holds a wake-up.
+        let _ = nix::unistd::write(fd, &[1]);
+    }
 }
 
 /// Resolves once the worker should stop.

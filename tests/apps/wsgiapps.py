@@ -6,6 +6,7 @@ Every route is small and deterministic so rgun's output can be compared byte for
 import json
 import os
 import sys
+import threading
 import time
 from urllib.parse import parse_qs
 
@@ -205,6 +206,38 @@ def input_app(environ, start_response):
     return [body]
 
 
+_thread_local = threading.local()
+_barriers = {}
+_barriers_lock = threading.Lock()
+
+
+def thread_info(environ, start_response):
+    """`[threading.get_ident(), requests this thread served]`, the count kept in a
+    `threading.local()`. With `?together=N`, first waits (up to 20 s) until N requests are in
+    this route at the same time, which takes N threads."""
+    together = int(_q(environ).get("together", "0"))
+    if together:
+        with _barriers_lock:
+            barrier = _barriers.setdefault(together, threading.Barrier(together))
+        barrier.wait(timeout=20)
+    _thread_local.count = getattr(_thread_local, "count", 0) + 1
+    body = json.dumps([threading.get_ident(), _thread_local.count]).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def wait_file(environ, start_response):
+    """Marks `mark`, then waits (up to 30 s) until the file `path` exists."""
+    q = _q(environ)
+    _mark(q.get("mark"), "start %d" % os.getpid())
+    deadline = time.monotonic() + 30
+    while not os.path.exists(q["path"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    body = b"found" if os.path.exists(q["path"]) else b"gave up"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def pid(environ, start_response):
     body = str(os.getpid()).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
@@ -264,6 +297,8 @@ ROUTES = {
     "close": close_app,
     "input": input_app,
     "pid": pid,
+    "thread": thread_info,
+    "waitfile": wait_file,
     "env": env,
     "http10": http10_noclen,
     "headers": headers_app,

@@ -1,0 +1,72 @@
+//! One persistent Python thread state per runtime thread.
+//!
+//! `Python::attach` on a thread CPython did not create calls `PyGILState_Ensure`, which creates a
+//! thread state when the thread has none, and the matching `PyGILState_Release` of the outermost
+//! attach destroys it again. A `gthread` runtime thread that calls the app inline would then run
+//! every request on a fresh thread state: `threading.local()` data (Django's database
+//! connections, for one) would be lost after each request, and creating and clearing a thread
+//! state would cost time on every request.
+//!
+//! [`register`] (the runtime's thread-start callback) gives the thread one thread state for its
+//! whole life: created attached by `PyGILState_Ensure`, then detached by `PyEval_SaveThread`, so
+//! the thread holds no GIL between requests while CPython's gilstate counter stays at 1. Every
+//! later `Python::attach` on the thread then only re-attaches that thread state (counter 2) and
+//! detaches it again (counter 1) without destroying it. [`unregister`] (the thread-stop
+//! callback) re-attaches it and releases the last reference, which clears and deletes it.
+//!
+//! Invariant: the only `unsafe` outside `src/unix/`.
+
+use std::cell::Cell;
+
+use pyo3::ffi;
+
+thread_local! {
+    /// This thread's persistent thread state, while registered: the `PyGILState_Ensure` result
+    /// to release and the detached thread state to restore.
+    static HELD: Cell<Option<(ffi::PyGILState_STATE, *mut ffi::PyThreadState)>> =
+        const { Cell::new(None) };
+}
+
+/// Gives the calling thread a persistent, detached Python thread state. Call on a thread that
+/// is not attached to the interpreter, with the interpreter initialized (a worker process).
+/// A second call on the same thread does nothing.
+pub fn register() {
+    HELD.with(|held| {
+        if held.get().is_some() {
+            return;
+        }
+        // SAFETY: the interpreter is initialized (the worker process runs Python code before
+        // it builds the runtime whose threads call this, and joins those threads before the
+        // interpreter finalizes). The caller is a new thread that holds no thread state and no
+        // GIL, so `PyGILState_Ensure` creates this thread's gilstate thread state and attaches
+        // it (blocking until the GIL is free). `PyEval_SaveThread` then detaches that same
+        // thread state and releases the GIL; it stays registered as this thread's gilstate
+        // state with its counter at 1, so it is never destroyed by a nested Ensure/Release.
+        let saved = unsafe {
+            let gstate = ffi::PyGILState_Ensure();
+            (gstate, ffi::PyEval_SaveThread())
+        };
+        held.set(Some(saved));
+    });
+}
+
+/// Destroys the thread state [`register`] created on this thread. Call when the thread ends,
+/// outside any `Python::attach` (nothing attached on this thread).
+pub fn unregister() {
+    HELD.with(|held| {
+        let Some((gstate, tstate)) = held.take() else {
+            return;
+        };
+        // SAFETY: `tstate` is the thread state `register` detached on this very thread (the
+        // cell is thread-local), and it is not attached now: every `Python::attach` on this
+        // thread has returned (this runs at thread exit, outside any task). Restoring it
+        // re-attaches it (taking the GIL); `PyGILState_Release` with the state `register`'s
+        // Ensure returned then drops the gilstate counter to 0, which clears and deletes the
+        // thread state and releases the GIL. The interpreter is still alive: the runtime (and
+        // so this thread) ends before the worker returns to Python for exit.
+        unsafe {
+            ffi::PyEval_RestoreThread(tstate);
+            ffi::PyGILState_Release(gstate);
+        }
+    });
+}
