@@ -4,8 +4,9 @@
 //!   connection. No Python is attached.
 //! * Blocking (`read_blocking`, `write_all_blocking`): while a request is being served, on the
 //!   thread that runs the app. These use the raw descriptor and `poll`, with the GIL released
-//!   around each wait, because tokio's readiness cache is not updated while its (single) thread
-//!   is busy in the app. tokio's cache may then be stale, which only costs it one `EAGAIN`.
+//!   around each wait, because the app blocks its runtime thread (no task of that thread runs
+//!   meanwhile, so nothing would see tokio's readiness events for it). tokio's readiness cache
+//!   may then be stale, which only costs it one `EAGAIN`.
 
 use std::io;
 use std::net::SocketAddr;
