@@ -25,6 +25,38 @@ thread_local! {
     /// to release and the detached thread state to restore.
     static HELD: Cell<Option<(ffi::PyGILState_STATE, *mut ffi::PyThreadState)>> =
         const { Cell::new(None) };
+    /// Whether this thread's thread state is attached (the GIL held) between `Python::attach`
+    /// calls, by [`attach_sticky`], until [`release_sticky`].
+    static STICKY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` attached to the interpreter and, on a registered thread, stays attached after `f`
+/// returns (the GIL is kept for the next request) until [`release_sticky`].
+pub fn attach_sticky<R>(f: impl for<'py> FnOnce(pyo3::Python<'py>) -> R) -> R {
+    if let Some((_, tstate)) = HELD.get()
+        && !STICKY.get()
+    {
+        // SAFETY: `tstate` is this thread's registered thread state and it is detached: not
+        // sticky, and no `Python::attach` is running on this thread (this is called from a
+        // task, never inside an attach).
+        unsafe { ffi::PyEval_RestoreThread(tstate) };
+        STICKY.set(true);
+    }
+    pyo3::Python::attach(f)
+}
+
+/// Detaches a thread state [`attach_sticky`] left attached (releases the GIL). Call where the
+/// thread is about to wait (the runtime's park callback), outside any `Python::attach`.
+pub fn release_sticky() {
+    if STICKY.get() {
+        // SAFETY: the thread state is attached and current on this thread (sticky), and no
+        // `Python::attach` is running on it, so detaching cannot pull the GIL from under one.
+        let tstate = unsafe { ffi::PyEval_SaveThread() };
+        if let Some((gstate, _)) = HELD.get() {
+            HELD.set(Some((gstate, tstate)));
+        }
+        STICKY.set(false);
+    }
 }
 
 /// Gives the calling thread a persistent, detached Python thread state. Call on a thread that
@@ -57,6 +89,12 @@ pub fn unregister() {
         let Some((gstate, tstate)) = held.take() else {
             return;
         };
+        if STICKY.replace(false) {
+            // SAFETY: attached and current on this thread (sticky); releasing the last gilstate
+            // reference clears and deletes it and releases the GIL.
+            unsafe { ffi::PyGILState_Release(gstate) };
+            return;
+        }
         // SAFETY: `tstate` is the thread state `register` detached on this very thread (the
         // cell is thread-local), and it is not attached now: every `Python::attach` on this
         // thread has returned (this runs at thread exit, outside any task). Restoring it

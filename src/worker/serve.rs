@@ -244,6 +244,7 @@ fn serve_threaded(
         // One Python thread state per runtime thread, for the thread's whole life.
         .on_thread_start(crate::python::tstate::register)
         .on_thread_stop(crate::python::tstate::unregister)
+        .on_thread_park(crate::python::tstate::release_sticky)
         .enable_all()
         .build()
     {
@@ -540,13 +541,18 @@ async fn serve_conn(
         let force_close = !signals::alive() || srv.keepalive.is_none();
         // Inline, on the runtime thread that read the head. On a multi-thread runtime this
         // thread has a persistent Python thread state, so the attach only takes the GIL.
-        let after = Python::attach(|py| {
+        let call = |py: Python<'_>| {
             let waiter = Waiter {
                 wakeup: srv.app_wakeup,
                 deadline: None,
             };
             wsgi::handle(py, &srv.st, conn, head, waiter, force_close, nr)
-        });
+        };
+        let after = if srv.threads > 1 {
+            crate::python::tstate::attach_sticky(call)
+        } else {
+            Python::attach(call)
+        };
         drop(permit);
         match after {
             After::KeepAlive(c) if signals::alive() && srv.keepalive.is_some() => conn = c,
