@@ -14,6 +14,12 @@
 //! detaches it again (counter 1) without destroying it. [`unregister`] (the thread-stop
 //! callback) re-attaches it and releases the last reference, which clears and deletes it.
 //!
+//! [`attach_sticky`] is `Python::attach` that leaves the thread state attached afterwards: the
+//! runtime thread keeps the GIL from one request to the next while it has work, and
+//! [`release_sticky`] (the thread-park callback) detaches it before the thread sleeps. With a
+//! CPU-bound app, threads then do not pass the GIL back and forth on every request; other Python
+//! threads still get it at CPython's switch interval, or whenever the app blocks.
+//!
 //! Invariant: the only `unsafe` outside `src/unix/`.
 
 use std::cell::Cell;
@@ -33,12 +39,15 @@ thread_local! {
 /// Runs `f` attached to the interpreter and, on a registered thread, stays attached after `f`
 /// returns (the GIL is kept for the next request) until [`release_sticky`].
 pub fn attach_sticky<R>(f: impl for<'py> FnOnce(pyo3::Python<'py>) -> R) -> R {
+    // SAFETY: `PyGILState_Check` only reads the current thread state.
+    let attached = unsafe { ffi::PyGILState_Check() } == 1;
     if let Some((_, tstate)) = HELD.get()
         && !STICKY.get()
+        && !attached
     {
-        // SAFETY: `tstate` is this thread's registered thread state and it is detached: not
-        // sticky, and no `Python::attach` is running on this thread (this is called from a
-        // task, never inside an attach).
+        // SAFETY: `tstate` is this thread's registered thread state (the cell is thread-local)
+        // and it is detached: not sticky, and not current on this thread (just checked), so
+        // this thread holds no GIL. Restoring attaches it, taking the GIL.
         unsafe { ffi::PyEval_RestoreThread(tstate) };
         STICKY.set(true);
     }
@@ -49,8 +58,10 @@ pub fn attach_sticky<R>(f: impl for<'py> FnOnce(pyo3::Python<'py>) -> R) -> R {
 /// thread is about to wait (the runtime's park callback), outside any `Python::attach`.
 pub fn release_sticky() {
     if STICKY.get() {
-        // SAFETY: the thread state is attached and current on this thread (sticky), and no
-        // `Python::attach` is running on it, so detaching cannot pull the GIL from under one.
+        // SAFETY: the thread state is attached and current on this thread (sticky: attached by
+        // `attach_sticky`, and every nested attach/detach since has been undone), and no
+        // `Python::attach` is running on it (the caller's contract: the runtime parks outside
+        // any task), so no code on this thread relies on holding the GIL after this.
         let tstate = unsafe { ffi::PyEval_SaveThread() };
         if let Some((gstate, _)) = HELD.get() {
             HELD.set(Some((gstate, tstate)));
