@@ -45,6 +45,12 @@ pub fn quick() -> bool {
     QUICK.load(Ordering::Relaxed)
 }
 
+/// Clears `alive` and says whether this call did (so one of several threads racing to stop
+/// the worker acts); [`stop`] still has to wake the loops.
+pub fn take_alive() -> bool {
+    ALIVE.swap(false, Ordering::Relaxed)
+}
+
 /// Stops the worker (max_requests reached, parent gone, TERM).
 pub fn stop(quick: bool) {
     if quick {
