@@ -226,12 +226,7 @@ struct Control {
 
 /// `gthread` with N > 1 threads: connection tasks on a multi-thread runtime of N threads, the
 /// main thread in [`control_loop`].
-fn serve_threaded(
-    py: Python<'_>,
-    srv: Arc<Server>,
-    listeners: Vec<Listener>,
-    ctl: Control,
-) -> i32 {
+fn serve_threaded(py: Python<'_>, srv: Arc<Server>, listeners: Vec<Listener>, ctl: Control) -> i32 {
     let (wake_read, wake_write) =
         match nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC) {
             Ok(p) => p,
