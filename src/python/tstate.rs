@@ -17,12 +17,16 @@
 //! [`attach_sticky`] is `Python::attach` that leaves the thread state attached afterwards: the
 //! runtime thread keeps the GIL from one request to the next while it has work, and
 //! [`release_sticky`] (the thread-park callback) detaches it before the thread sleeps. With a
-//! CPU-bound app, threads then do not pass the GIL back and forth on every request; other Python
-//! threads still get it at CPython's switch interval, or whenever the app blocks.
+//! CPU-bound app, threads then do not pass the GIL back and forth on every request. When another
+//! runtime thread waits for the GIL, the holder hands it over at the first request boundary
+//! after [`SLICE`] (1 ms), which bounds how long requests taken by other threads wait; other
+//! Python threads get it at CPython's switch interval, or whenever the app blocks.
 //!
 //! Invariant: the only `unsafe` outside `src/unix/`.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use pyo3::ffi;
 
@@ -34,10 +38,21 @@ thread_local! {
     /// Whether this thread's thread state is attached (the GIL held) between `Python::attach`
     /// calls, by [`attach_sticky`], until [`release_sticky`].
     static STICKY: Cell<bool> = const { Cell::new(false) };
+    /// When this thread last took the GIL in [`attach_sticky`].
+    static SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
+/// Registered threads waiting in [`attach_sticky`] for the GIL.
+static WANTED: AtomicUsize = AtomicUsize::new(0);
+
+/// How long a thread keeps the GIL across requests while another runtime thread waits for it:
+/// it hands the GIL over at the first request boundary after this. Bounds the wait (and so the
+/// tail latency) of requests queued on other threads without a hand-over per request.
+const SLICE: Duration = Duration::from_millis(1);
+
 /// Runs `f` attached to the interpreter and, on a registered thread, stays attached after `f`
-/// returns (the GIL is kept for the next request) until [`release_sticky`].
+/// returns (the GIL is kept for the next request) until [`release_sticky`], or until another
+/// registered thread has waited for it and this thread has held it for [`SLICE`].
 pub fn attach_sticky<R>(f: impl for<'py> FnOnce(pyo3::Python<'py>) -> R) -> R {
     // SAFETY: `PyGILState_Check` only reads the current thread state.
     let attached = unsafe { ffi::PyGILState_Check() } == 1;
@@ -45,13 +60,23 @@ pub fn attach_sticky<R>(f: impl for<'py> FnOnce(pyo3::Python<'py>) -> R) -> R {
         && !STICKY.get()
         && !attached
     {
+        WANTED.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `tstate` is this thread's registered thread state (the cell is thread-local)
         // and it is detached: not sticky, and not current on this thread (just checked), so
         // this thread holds no GIL. Restoring attaches it, taking the GIL.
         unsafe { ffi::PyEval_RestoreThread(tstate) };
+        WANTED.fetch_sub(1, Ordering::Relaxed);
         STICKY.set(true);
+        SINCE.set(Some(Instant::now()));
     }
-    pyo3::Python::attach(f)
+    let out = pyo3::Python::attach(f);
+    if STICKY.get()
+        && WANTED.load(Ordering::Relaxed) > 0
+        && SINCE.get().is_some_and(|t| t.elapsed() >= SLICE)
+    {
+        release_sticky();
+    }
+    out
 }
 
 /// Detaches a thread state [`attach_sticky`] left attached (releases the GIL). Call where the
