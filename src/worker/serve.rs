@@ -257,7 +257,9 @@ fn serve_threaded(py: Python<'_>, srv: Arc<Server>, listeners: Vec<Listener>, ct
             }
         }
     }
-    control_loop(py, &srv, &ctl, &wake_read);
+    // The main thread waits without the GIL: a runtime thread may keep it between requests, and
+    // the heartbeat must not depend on getting it back.
+    py.detach(|| control_loop(&srv, &ctl, &wake_read));
     // Shutting the runtime down waits for its threads, which need the GIL to finish the
     // requests they run and to drop their thread states.
     py.detach(|| drop(rt));
@@ -268,7 +270,8 @@ fn serve_threaded(py: Python<'_>, srv: Arc<Server>, listeners: Vec<Listener>, ct
 /// The main thread of a multi-thread `gthread` worker, gunicorn's `ThreadWorker.run` loop:
 /// notify the heartbeat (also while every thread runs the app), run Python signal handlers,
 /// watch the parent; once stopped, wait up to `graceful_timeout` for connections to finish.
-fn control_loop(py: Python<'_>, srv: &Server, ctl: &Control, wake: &OwnedFd) {
+/// Runs detached from the interpreter; it attaches only to run signal handlers.
+fn control_loop(srv: &Server, ctl: &Control, wake: &OwnedFd) {
     while signals::alive() {
         ctl.heartbeat.notify();
         if nix::unistd::getppid().as_raw() != ctl.ppid as i32 {
@@ -279,7 +282,7 @@ fn control_loop(py: Python<'_>, srv: &Server, ctl: &Control, wake: &OwnedFd) {
             signals::stop(true);
             break;
         }
-        main_wait(py, ctl, wake, Duration::from_millis(500));
+        main_wait(ctl, wake, Duration::from_millis(500));
     }
     if signals::quick() {
         return;
@@ -290,39 +293,41 @@ fn control_loop(py: Python<'_>, srv: &Server, ctl: &Control, wake: &OwnedFd) {
         if left.is_zero() {
             return;
         }
-        main_wait(py, ctl, wake, left.min(Duration::from_millis(500)));
+        main_wait(ctl, wake, left.min(Duration::from_millis(500)));
     }
 }
 
-/// Waits (GIL released) until a signal arrives, [`signals::wake_main`] is called, or `timeout`
-/// passes; then runs the Python signal handlers if a signal arrived.
-fn main_wait(py: Python<'_>, ctl: &Control, wake: &OwnedFd, timeout: Duration) {
-    let signalled = py.detach(|| {
-        let mut fds = [
-            PollFd::new(ctl.wakeup.read.as_fd(), PollFlags::POLLIN),
-            PollFd::new(wake.as_fd(), PollFlags::POLLIN),
-        ];
-        let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as i32)
-            .unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, ms) {
-            Ok(_) => {}
-            // EINTR: a signal; its handler runs below.
-            Err(_) => return true,
-        }
-        let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
-        if ready(&fds[1]) {
-            let mut buf = [0u8; 64];
-            while matches!(nix::unistd::read(wake, &mut buf), Ok(n) if n > 0) {}
-        }
-        ready(&fds[0])
-    });
-    if signalled {
+/// Waits until a signal arrives, [`signals::wake_main`] is called, or `timeout` passes; then
+/// runs the Python signal handlers (attached) if a signal arrived.
+fn main_wait(ctl: &Control, wake: &OwnedFd, timeout: Duration) {
+    if wait_wake(ctl, wake, timeout) {
         ctl.wakeup.drain();
-        if let Err(code) = run_signal_handlers(py) {
+        if let Err(code) = Python::attach(run_signal_handlers) {
             EXIT_CODE.store(code, Ordering::Relaxed);
             signals::stop(true);
         }
     }
+}
+
+/// Polls the signal pipe and the main wake pipe; true when a signal arrived.
+fn wait_wake(ctl: &Control, wake: &OwnedFd, timeout: Duration) -> bool {
+    let mut fds = [
+        PollFd::new(ctl.wakeup.read.as_fd(), PollFlags::POLLIN),
+        PollFd::new(wake.as_fd(), PollFlags::POLLIN),
+    ];
+    let ms =
+        PollTimeout::try_from(timeout.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, ms) {
+        Ok(_) => {}
+        // EINTR: a signal; its handler runs below.
+        Err(_) => return true,
+    }
+    let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+    if ready(&fds[1]) {
+        let mut buf = [0u8; 64];
+        while matches!(nix::unistd::read(wake, &mut buf), Ok(n) if n > 0) {}
+    }
+    ready(&fds[0])
 }
 
 /// Runs pending Python signal handlers (main thread). `Err(code)` when one raised: the exit
