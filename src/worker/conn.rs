@@ -74,11 +74,8 @@ pub struct Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if let Some(sock) = self.py_socket.take() {
-            // Detach first, so the Python object never closes (a possibly reused) descriptor.
-            pyo3::Python::attach(|py| {
-                let _ = pyo3::types::PyAnyMethods::call_method0(sock.bind(py), "detach");
-            });
+        if self.py_socket.is_some() || self.environ.is_some() {
+            pyo3::Python::attach(|py| self.release_python(py));
         }
     }
 }
@@ -94,6 +91,18 @@ fn would_block(e: &io::Error) -> bool {
 }
 
 impl Conn {
+    /// Lets go of the connection's Python objects: detaches `gunicorn.socket` first, so the
+    /// Python object never closes (a possibly reused) descriptor, and drops the environ
+    /// template. Called while attached where the connection is about to close, so dropping
+    /// costs no deferred decref (pyo3 queues the decrefs of objects dropped detached).
+    pub fn release_python(&mut self, py: pyo3::Python<'_>) {
+        if let Some(sock) = self.py_socket.take() {
+            let _ =
+                pyo3::types::PyAnyMethods::call_method0(sock.bind(py), pyo3::intern!(py, "detach"));
+        }
+        self.environ = None;
+    }
+
     pub fn new(
         stream: Stream,
         peer: Option<SocketAddr>,
@@ -352,9 +361,9 @@ impl Conn {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.flush_tls_async())
                 .await;
         }
-        let _ = shutdown(self.fd(), Shutdown::Write);
         // A request read to its end, with nothing else received: the client has nothing left
-        // to send, so closing now cannot turn into an RST. Skip the wait for its FIN.
+        // to send, so closing now cannot turn into an RST, and the close sends the FIN. Skip
+        // the half-close and the wait for the client's FIN.
         if self.request_complete && self.tls.is_none() && self.buf.pending().is_empty() {
             let mut probe = [0u8; 1];
             // Nothing pending (EAGAIN), or the client closed already (EOF).
@@ -367,6 +376,7 @@ impl Conn {
                 return;
             }
         }
+        let _ = shutdown(self.fd(), Shutdown::Write);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
         let mut drained = 0usize;
         while drained < 64 * 1024 {

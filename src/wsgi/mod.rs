@@ -133,6 +133,25 @@ pub fn handle(
     force_close: bool,
     nr: u64,
 ) -> After {
+    match serve_request(py, st, conn, head, waiter, force_close, nr) {
+        // Its Python objects go now, while attached (the close happens detached).
+        After::Close(mut c) => {
+            c.release_python(py);
+            After::Close(c)
+        }
+        after => after,
+    }
+}
+
+fn serve_request(
+    py: Python<'_>,
+    st: &Statics,
+    conn: Conn,
+    head: RequestHead,
+    waiter: Waiter,
+    force_close: bool,
+    nr: u64,
+) -> After {
     let hooked = st.pre_request.as_ref().is_some() || st.post_request.as_ref().is_some();
     let req_obj = if hooked {
         // gunicorn counts the request after pre_request has run.
