@@ -4,10 +4,11 @@ Both servers run `-w 2` (sync). The raw 500 error page is compared byte for byte
 """
 
 import os
+import socket
 
 import pytest
 
-from support import GUNICORN, TESTING_GUNICORN, parse_raw_response
+from support import GUNICORN, TESTING_GUNICORN, parse_raw_response, recv_all
 
 FILE_CONTENT = bytes(range(256)) * 100 + b"tail"
 
@@ -95,6 +96,35 @@ def test_wsgi_input_methods_same_as_gunicorn(pair, mode, chunked):
         body, hdrs = data, []
     a, _ = _compare(ours, oracle, "POST", f"/input?mode={mode}", hdrs, body)
     assert a.status == 200
+
+
+@pytest.mark.parametrize("n", [40000, 65536, 1 << 20])
+def test_large_reads_same_as_gunicorn(pair, n):
+    ours, oracle, _ = pair
+    body = b"a first line\n" + bytes(range(256)) * 1200 + b"tail"
+    a, _ = _compare(ours, oracle, "POST", f"/input?mode=bigread&n={n}", [], body)
+    assert a.status == 200
+
+
+def test_large_read_of_a_cut_short_body_same_as_gunicorn(pair):
+    # Content-Length promises more than the client sends before it half-closes: the reads end
+    # where the body does.
+    ours, oracle, _ = pair
+    body = b"line\n" + b"x" * 100000
+    req = (b"POST /input?mode=bigread&n=40000 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n"
+           b"Connection: close\r\n\r\n" + body)
+    got = []
+    for srv in (ours, oracle):
+        s = srv.connect(10)
+        try:
+            s.sendall(req)
+            s.shutdown(socket.SHUT_WR)
+            got.append(recv_all(s, 10))
+        finally:
+            s.close()
+    a, b = (g.split(b"\r\n\r\n", 1)[1] for g in got)
+    assert a == b
+    assert b"[5, [5, 40000, 40000, 20000]" in a
 
 
 @pytest.mark.parametrize("cl", ["1", ""], ids=["content-length", "chunked"])

@@ -250,6 +250,21 @@ impl Conn {
         }
     }
 
+    /// Reads into `dst` straight from the socket (plain connections only), blocking this thread
+    /// (GIL released while waiting). `Ok(0)` is EOF.
+    pub fn read_blocking_into(&mut self, waiter: &Waiter, dst: &mut [u8]) -> Result<usize, IoStop> {
+        loop {
+            match recv(self.fd(), dst, MsgFlags::empty()).map_err(io::Error::from) {
+                Ok(n) => return Ok(n),
+                Err(e) if would_block(&e) => {
+                    waiter.wait(self.stream.as_fd(), PollFlags::POLLIN)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => waiter.check_signals()?,
+                Err(e) => return Err(IoStop::Io(e)),
+            }
+        }
+    }
+
     fn flush_tls_blocking(&self, waiter: &Waiter) -> Result<(), IoStop> {
         let Some(tls) = &self.tls else { return Ok(()) };
         loop {

@@ -11,6 +11,9 @@ use rgun_h1::{BodyDecoder, BodyFraming, ParseError, ParserConfig};
 use super::exchange::Exchange;
 use crate::worker::conn::{Conn, IoStop, Waiter};
 
+/// From this size on, `read(n)` of a Content-Length body bypasses the decoded-bytes buffer.
+const DIRECT_READ_MIN: usize = 32 * 1024;
+
 /// Decoded-but-unread body bytes and the decoder that produces them.
 #[derive(Debug)]
 pub struct BodyState {
@@ -86,12 +89,73 @@ impl BodyState {
         }
     }
 
-    /// Takes up to `n` bytes (`None` = all that remain).
-    fn take(&mut self, n: Option<usize>) -> Vec<u8> {
-        let n = n.map_or(self.available(), |n| n.min(self.available()));
-        let v = self.out[self.pos..self.pos + n].to_vec();
+    /// How many bytes a take of `n` (`None` = all that remain) gets.
+    fn take_len(&self, n: Option<usize>) -> usize {
+        n.map_or(self.available(), |n| n.min(self.available()))
+    }
+
+    /// Takes `n` decoded bytes (at most [`BodyState::available`]) as a Python `bytes`.
+    fn take_bytes<'py>(&mut self, py: Python<'py>, n: usize) -> Bound<'py, PyBytes> {
+        let b = PyBytes::new(py, &self.out[self.pos..self.pos + n]);
         self.pos += n;
-        v
+        b
+    }
+
+    /// `read(n)` of a Content-Length body with nothing decoded ahead, for large `n`: the bytes
+    /// go from the connection's buffer and the socket straight into the `bytes` object (one
+    /// copy after the kernel's, none through `out`). `None` when this path does not apply.
+    fn read_length_direct<'py>(
+        &mut self,
+        py: Python<'py>,
+        conn: &mut Conn,
+        waiter: &Waiter,
+        size: Option<usize>,
+    ) -> Option<Result<Bound<'py, PyBytes>, BodyStop>> {
+        let left = self.decoder.as_ref()?.length_left()?;
+        let left = usize::try_from(left).ok()?;
+        let k = size.map_or(left, |s| s.min(left));
+        if self.available() > 0 || k < DIRECT_READ_MIN || conn.is_tls() {
+            return None;
+        }
+        let mut filled = 0;
+        let mut stop = None;
+        let made = PyBytes::new_with(py, k, |buf| {
+            let pending = conn.pending();
+            filled = pending.len().min(k);
+            buf[..filled].copy_from_slice(&pending[..filled]);
+            conn.consume(filled);
+            while filled < k {
+                match conn.read_blocking_into(waiter, &mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) => {
+                        stop = Some(BodyStop::Io(e));
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        });
+        if let Some(dec) = self.decoder.as_mut() {
+            dec.skip_length(filled as u64);
+        }
+        if let Some(stop) = stop {
+            return Some(Err(stop));
+        }
+        let made = match made {
+            Ok(b) => b,
+            Err(e) => return Some(Err(BodyStop::Io(IoStop::Interrupted(e)))),
+        };
+        if filled < k {
+            // The client closed early: the body ends here, as the decoder says at EOF.
+            if let Some(dec) = self.decoder.as_mut()
+                && let Err(e) = dec.decode_eof()
+            {
+                return Some(Err(BodyStop::Parse(e)));
+            }
+            return Some(Ok(PyBytes::new(py, &made.as_bytes()[..filled])));
+        }
+        Some(Ok(made))
     }
 
     fn find_newline(&self, from: usize) -> Option<usize> {
@@ -170,27 +234,30 @@ fn stop_to_py(py: Python<'_>, ex: &mut Exchange, stop: BodyStop) -> PyErr {
 
 impl Input {
     /// Reads with `f` on the live connection and body (an empty result once the exchange is
-    /// over), for `read`/`readline`; `size == Some(0)` reads nothing.
+    /// over), for `read`/`readline`; `size == Some(0)` reads nothing. `f` returns how many of
+    /// the decoded bytes to take.
     fn read_with<'py>(
         &self,
         py: Python<'py>,
         size: Option<&Bound<'py, PyAny>>,
-        f: impl FnOnce(&mut Conn, &mut BodyState, &Waiter, Option<usize>) -> Result<Vec<u8>, BodyStop>,
+        f: impl FnOnce(&mut Conn, &mut BodyState, &Waiter, Option<usize>) -> Result<usize, BodyStop>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let size = size_arg(size)?;
         if size == Some(0) {
             return Ok(PyBytes::new(py, b""));
         }
-        let data = self.with(py, |ex| {
+        self.with(py, |ex| {
             let Exchange {
                 conn, body, waiter, ..
             } = ex;
             match conn.as_mut() {
-                Some(conn) => f(conn, body, waiter, size),
-                None => Ok(Vec::new()),
+                Some(conn) => {
+                    let n = f(conn, body, waiter, size)?;
+                    Ok(body.take_bytes(py, n))
+                }
+                None => Ok(PyBytes::new(py, b"")),
             }
-        })?;
-        Ok(PyBytes::new(py, &data))
+        })
     }
 
     fn with<R>(
@@ -232,9 +299,24 @@ impl Input {
         py: Python<'py>,
         size: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let want = size_arg(size)?;
+        if want != Some(0) {
+            let direct = self.with(py, |ex| {
+                let Exchange {
+                    conn, body, waiter, ..
+                } = ex;
+                match conn.as_mut() {
+                    Some(conn) => body.read_length_direct(py, conn, waiter, want).transpose(),
+                    None => Ok(None),
+                }
+            })?;
+            if let Some(bytes) = direct {
+                return Ok(bytes);
+            }
+        }
         self.read_with(py, size, |conn, body, waiter, size| {
             body.fill(conn, waiter, size.unwrap_or(usize::MAX))?;
-            Ok(body.take(size))
+            Ok(body.take_len(size))
         })
     }
 
@@ -249,16 +331,16 @@ impl Input {
             let mut scanned = 0;
             loop {
                 if let Some(i) = body.find_newline(scanned) {
-                    return Ok(body.take(Some((i + 1).min(limit))));
+                    return Ok(body.take_len(Some((i + 1).min(limit))));
                 }
                 scanned = body.available();
                 if scanned >= limit {
-                    return Ok(body.take(Some(limit)));
+                    return Ok(body.take_len(Some(limit)));
                 }
                 let before = body.available();
                 body.fill(conn, waiter, before + 1)?;
                 if body.available() == before {
-                    return Ok(body.take(None));
+                    return Ok(body.take_len(None));
                 }
             }
         })

@@ -525,6 +525,10 @@ fn finish(
         Ok(()) => {
             if resp.should_close() || !crate::worker::signals::alive() {
                 c.request_complete = body.finished();
+                if !st.force_close {
+                    // gunicorn's gthread worker says so; its sync worker does not.
+                    observe::debug("Closing connection.");
+                }
                 return After::Close(c);
             }
             // Drain what the app left of the body so the next request starts at its head.

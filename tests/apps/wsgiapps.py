@@ -199,6 +199,19 @@ def input_app(environ, start_response):
         out = [l.decode("latin-1") for l in inp.readlines()]
     elif mode == "iter":
         out = [l.decode("latin-1") for l in inp]
+    elif mode == "bigread":
+        # A line, then large reads (rgun reads those straight into the result), then the rest.
+        import hashlib
+        n = int(_q(environ).get("n", "40000"))
+        first = inp.readline()
+        parts = [first]
+        while True:
+            b = inp.read(n)
+            parts.append(b)
+            if len(b) < n:
+                break
+        data = b"".join(parts)
+        out = [len(first), [len(p) for p in parts], hashlib.sha256(data).hexdigest()]
     else:
         out = ["unknown mode"]
     body = json.dumps(out).encode()

@@ -75,6 +75,27 @@ impl BodyDecoder {
         }
     }
 
+    /// Bytes still to come of a Content-Length body (`None` for a chunked body, or once done).
+    pub fn length_left(&self) -> Option<u64> {
+        match self.state {
+            State::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Records that the caller took `n` bytes of a Content-Length body straight from the
+    /// connection (as [`BodyDecoder::decode`] would have, without copying them to an output).
+    pub fn skip_length(&mut self, n: u64) {
+        if let State::Length(left) = self.state {
+            let left = left.saturating_sub(n);
+            self.state = if left == 0 {
+                State::Done
+            } else {
+                State::Length(left)
+            };
+        }
+    }
+
     /// Decodes from `input`, appending body bytes to `out`. Returns how many input bytes were
     /// consumed; fewer than `input.len()` means more input is needed first, or the body ended.
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, ParseError> {
