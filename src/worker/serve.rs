@@ -551,7 +551,7 @@ async fn serve_conn(
                 wakeup: srv.app_wakeup,
                 deadline: None,
             };
-            wsgi::handle(py, &srv.st, conn, head, waiter, force_close, nr)
+            wsgi::handle(py, &srv.st, conn, head, waiter, force_close, nr).released(py)
         };
         let after = if srv.threads > 1 {
             crate::python::tstate::attach_sticky(call)

@@ -113,6 +113,20 @@ impl Statics {
     }
 }
 
+impl After {
+    /// A connection about to close lets go of its Python objects now, while attached (the
+    /// close itself runs detached).
+    pub fn released(self, py: Python<'_>) -> After {
+        match self {
+            After::Close(mut c) => {
+                c.release_python(py);
+                After::Close(c)
+            }
+            after => after,
+        }
+    }
+}
+
 /// What happened to the connection after one exchange.
 pub enum After {
     /// Reusable for another request.
@@ -125,25 +139,6 @@ pub enum After {
 
 /// Serves one request. `force_close` forces `Connection: close` (stopping, max_requests).
 pub fn handle(
-    py: Python<'_>,
-    st: &Statics,
-    conn: Conn,
-    head: RequestHead,
-    waiter: Waiter,
-    force_close: bool,
-    nr: u64,
-) -> After {
-    match serve_request(py, st, conn, head, waiter, force_close, nr) {
-        // Its Python objects go now, while attached (the close happens detached).
-        After::Close(mut c) => {
-            c.release_python(py);
-            After::Close(c)
-        }
-        after => after,
-    }
-}
-
-fn serve_request(
     py: Python<'_>,
     st: &Statics,
     conn: Conn,
