@@ -71,7 +71,8 @@ OTHER = [
      "first read. With the `ssl_context` hook it is made where gunicorn makes it (an explicit handshake with this "
      "setting or the gthread worker, inside the first read otherwise), so its errors read the same."),
     ("`ssl_context`", "called as gunicorn calls it: in the worker, for every connection, with `cfg` and the "
-     "default-context factory. In the gthread worker it runs on the worker's main thread (gunicorn: a pool "
+     "default-context factory. In the gthread worker it runs on the thread that serves the connection: the "
+     "worker's main thread with one thread, one of its `threads` runtime threads with more (gunicorn: a pool "
      "thread). Those connections are served by Python's `ssl` (the hook's context as is); TLS without the hook "
      "is rustls."),
     ("TLS close", "rgun sends `close_notify` before closing a TLS connection; gunicorn closes the TCP connection "
