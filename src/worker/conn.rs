@@ -234,8 +234,26 @@ impl Conn {
 
     /// Reads more bytes, blocking this thread (GIL released while waiting). `Ok(0)` is EOF.
     pub fn read_blocking(&mut self, waiter: &Waiter) -> Result<usize, IoStop> {
+        self.blocking_read(waiter, Self::raw_read)
+    }
+
+    /// Reads into `dst` straight from the socket (plain connections only), blocking this thread
+    /// (GIL released while waiting). `Ok(0)` is EOF.
+    pub fn read_blocking_into(&mut self, waiter: &Waiter, dst: &mut [u8]) -> Result<usize, IoStop> {
+        self.blocking_read(waiter, |c| {
+            recv(c.fd(), dst, MsgFlags::empty()).map_err(io::Error::from)
+        })
+    }
+
+    /// Retries `read` until it gives bytes, EOF or an error, waiting for readability (or for a
+    /// TLS write the session needs first) with the GIL released.
+    fn blocking_read(
+        &mut self,
+        waiter: &Waiter,
+        mut read: impl FnMut(&mut Self) -> io::Result<usize>,
+    ) -> Result<usize, IoStop> {
         loop {
-            match self.raw_read() {
+            match read(self) {
                 Ok(n) => return Ok(n),
                 Err(e) if would_block(&e) => {
                     if self.tls_wants_write() {
@@ -243,21 +261,6 @@ impl Conn {
                     } else {
                         waiter.wait(self.stream.as_fd(), PollFlags::POLLIN)?;
                     }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => waiter.check_signals()?,
-                Err(e) => return Err(IoStop::Io(e)),
-            }
-        }
-    }
-
-    /// Reads into `dst` straight from the socket (plain connections only), blocking this thread
-    /// (GIL released while waiting). `Ok(0)` is EOF.
-    pub fn read_blocking_into(&mut self, waiter: &Waiter, dst: &mut [u8]) -> Result<usize, IoStop> {
-        loop {
-            match recv(self.fd(), dst, MsgFlags::empty()).map_err(io::Error::from) {
-                Ok(n) => return Ok(n),
-                Err(e) if would_block(&e) => {
-                    waiter.wait(self.stream.as_fd(), PollFlags::POLLIN)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => waiter.check_signals()?,
                 Err(e) => return Err(IoStop::Io(e)),

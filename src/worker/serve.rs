@@ -538,7 +538,7 @@ async fn serve_conn(
         }
         let nr = srv.st.nr.fetch_add(1, Ordering::Relaxed) + 1;
         // Once, even when several threads pass the limit at the same time.
-        if nr >= srv.max_requests && signals::alive() && signals::take_alive() {
+        if nr >= srv.max_requests && signals::take_alive() {
             observe::info("Autorestarting worker after current request.");
             signals::stop(false);
         }

@@ -239,10 +239,9 @@ impl Input {
     fn read_with<'py>(
         &self,
         py: Python<'py>,
-        size: Option<&Bound<'py, PyAny>>,
+        size: Option<usize>,
         f: impl FnOnce(&mut Conn, &mut BodyState, &Waiter, Option<usize>) -> Result<usize, BodyStop>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let size = size_arg(size)?;
         if size == Some(0) {
             return Ok(PyBytes::new(py, b""));
         }
@@ -314,7 +313,7 @@ impl Input {
                 return Ok(bytes);
             }
         }
-        self.read_with(py, size, |conn, body, waiter, size| {
+        self.read_with(py, want, |conn, body, waiter, size| {
             body.fill(conn, waiter, size.unwrap_or(usize::MAX))?;
             Ok(body.take_len(size))
         })
@@ -326,7 +325,7 @@ impl Input {
         py: Python<'py>,
         size: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        self.read_with(py, size, |conn, body, waiter, size| {
+        self.read_with(py, size_arg(size)?, |conn, body, waiter, size| {
             let limit = size.unwrap_or(usize::MAX);
             let mut scanned = 0;
             loop {
