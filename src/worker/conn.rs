@@ -68,8 +68,9 @@ pub struct Conn {
     pub py_socket: Option<pyo3::Py<pyo3::PyAny>>,
     /// What this connection's requests share in their environs (built on the first request).
     pub environ: Option<Box<crate::wsgi::environ::ConnEnviron>>,
-    /// The last request, body included, was read to its end (set by the WSGI bridge).
-    pub request_complete: bool,
+    /// The client has sent all it will: its last request, body included, was read to its end,
+    /// and that request closes the connection from the client's side (set by the WSGI bridge).
+    pub client_done: bool,
 }
 
 impl Drop for Conn {
@@ -120,7 +121,7 @@ impl Conn {
             tls: tls.map(|t| Box::new(Mutex::new(t))),
             py_socket: None,
             environ: None,
-            request_complete: false,
+            client_done: false,
         }
     }
 
@@ -379,10 +380,12 @@ impl Conn {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.flush_tls_async())
                 .await;
         }
-        // A request read to its end, with nothing else received: the client has nothing left
-        // to send, so closing now cannot turn into an RST, and the close sends the FIN. Skip
-        // the half-close and the wait for the client's FIN.
-        if self.request_complete && self.tls.is_none() && self.buf.pending().is_empty() {
+        // The client asked to close and its request was read to its end, with nothing else
+        // received: it sends nothing more, so closing now cannot turn into an RST, and the
+        // close sends the FIN. Skip the half-close and the wait for the client's FIN. When only
+        // the server closes (the sync worker, max_requests), the client may send its next
+        // request at any moment: that needs the half-close and the drain.
+        if self.client_done && self.tls.is_none() && self.buf.pending().is_empty() {
             let mut probe = [0u8; 1];
             // Nothing pending (EAGAIN), or the client closed already (EOF).
             let peek = recv(

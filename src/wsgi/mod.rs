@@ -519,7 +519,7 @@ fn finish(
     match outcome {
         Ok(()) => {
             if resp.should_close() || !crate::worker::signals::alive() {
-                c.request_complete = body.finished();
+                c.client_done = body.finished() && head.client_closes();
                 if !st.force_close {
                     // gunicorn's gthread worker says so; its sync worker does not.
                     observe::debug("Closing connection.");

@@ -55,10 +55,13 @@ pub struct RequestHead {
 impl RequestHead {
     /// gunicorn's `Message.should_close` (spec 10.8, request side).
     pub fn should_close(&self) -> bool {
-        if self.must_close || self.method == "CONNECT" {
-            return true;
-        }
-        // Only the first Connection header counts, and only an exact close / keep-alive.
+        self.must_close || self.method == "CONNECT" || self.client_closes()
+    }
+
+    /// The client itself ends the connection after this request (`Connection: close`, or
+    /// HTTP/1.0 without `keep-alive`), so it sends nothing more on it (RFC 9112 9.6). Only the
+    /// first Connection header counts, and only an exact close / keep-alive.
+    pub fn client_closes(&self) -> bool {
         if let Some(value) = self.header("CONNECTION") {
             let value = trim_sp_htab(value.as_bytes());
             if value.eq_ignore_ascii_case(b"close") {
@@ -552,6 +555,9 @@ mod tests {
         );
         assert!(head(b"GET / HTTP/1.0\r\nConnection: keep-alive, x\r\n\r\n").should_close());
         assert!(head(b"CONNECT a:1 HTTP/1.1\r\n\r\n").should_close());
+        assert!(!head(b"CONNECT a:1 HTTP/1.1\r\n\r\n").client_closes());
+        assert!(head(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").client_closes());
+        assert!(!head(b"GET / HTTP/1.1\r\n\r\n").client_closes());
     }
 
     #[test]
