@@ -60,6 +60,10 @@ struct Server {
     slots: Semaphore,
     conns: AtomicUsize,
     conn_closed: Notify,
+    /// Accepted connections whose task has not run yet (multi-thread runtime only), and the
+    /// signal that one has.
+    starting: AtomicUsize,
+    conn_started: Notify,
     max_requests: u64,
     /// The signal wakeup pipe for blocking waits in app code: only when the app runs on the
     /// main thread (where CPython runs signal handlers).
@@ -141,6 +145,8 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
         slots: Semaphore::new(threads),
         conns: AtomicUsize::new(0),
         conn_closed: Notify::new(),
+        starting: AtomicUsize::new(0),
+        conn_started: Notify::new(),
         max_requests: setup.max_requests,
         app_wakeup: (threads == 1).then(|| wakeup.read.as_fd()),
         forwarded: AllowList::new(cfg.list("forwarded_allow_ips")),
@@ -410,17 +416,45 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                tokio::spawn(serve_conn(srv.clone(), stream, peer, info.clone()));
                 // One connection per turn (like gunicorn's one accept per poller event): the
                 // new connection is served before this worker takes another, so a burst of
                 // connects is shared with the sibling workers instead of landing on one.
-                next_turn(&srv).await;
+                if srv.threads > 1 {
+                    srv.starting.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(serve_conn(srv.clone(), stream, peer, info.clone()));
+                    if !wait_started(&srv).await {
+                        return;
+                    }
+                } else {
+                    tokio::spawn(serve_conn(srv.clone(), stream, peer, info.clone()));
+                    next_turn(&srv).await;
+                }
             }
             Err(e) => {
                 srv.conns.fetch_sub(1, Ordering::Relaxed);
                 observe::debug(&format!("accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+        }
+    }
+}
+
+/// On a multi-thread runtime: waits until the connection just accepted has started (its task
+/// runs on whichever thread is free). A yield here would cost a wake-up of an idle runtime
+/// thread per connection; waiting for the task costs nothing when it starts at once. False
+/// when the worker stops meanwhile.
+async fn wait_started(srv: &Server) -> bool {
+    loop {
+        // Registered before the check, so a start in between is not missed.
+        let started = srv.conn_started.notified();
+        tokio::pin!(started);
+        started.as_mut().enable();
+        if srv.starting.load(Ordering::Relaxed) == 0 {
+            return true;
+        }
+        tokio::select! {
+            () = &mut started => {}
+            () = signals::stopped() => return false,
         }
     }
 }
@@ -511,6 +545,10 @@ async fn serve_conn(
     info: Arc<ListenerInfo>,
 ) {
     let _guard = ConnGuard(srv.clone());
+    if srv.threads > 1 {
+        srv.starting.fetch_sub(1, Ordering::Relaxed);
+        srv.conn_started.notify_waiters();
+    }
     let Some(mut conn) = open(&srv, stream, peer, info).await else {
         return;
     };
