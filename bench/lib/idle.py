@@ -3,7 +3,7 @@
 Half the connections send one keep-alive GET and then stay idle; the other half connect and
 never send anything. A connection the server closes is reopened (at most REOPEN_PER_S a second),
 so about N idle connections stay open while the load runs. Prints `READY <open>` once the first
-wave is up, then one JSON line at the end. Bounded by SECONDS; exits on SIGTERM too.
+wave is up, then one JSON line at the end (with the fewest open, in all and of each half). Bounded by SECONDS; exits on SIGTERM too.
 """
 import errno
 import json
@@ -109,10 +109,17 @@ def main():
             print(f"READY {n_open}", flush=True)
             ready_said = True
         if now >= next_sample:
-            samples.append(n_open)
+            per_kind = {"req": 0, "silent": 0}
+            for c in conns.values():
+                if c["state"] == "open":
+                    per_kind[c["kind"]] += 1
+            samples.append((n_open, per_kind["req"], per_kind["silent"]))
             next_sample = now + 1
     stats["open_at_end"] = sum(1 for c in conns.values() if c["state"] == "open")
-    stats["open_min"] = min(samples) if samples else stats["open_at_end"]
+    stats["open_min"] = min(s[0] for s in samples) if samples else stats["open_at_end"]
+    # the half that sent one keep-alive request, and the half that never sends
+    stats["open_min_req"] = min(s[1] for s in samples) if samples else None
+    stats["open_min_silent"] = min(s[2] for s in samples) if samples else None
     print(json.dumps(stats), flush=True)
     for s in list(conns):
         drop(s)

@@ -64,7 +64,7 @@ class Runner:
             raise RuntimeError(f"port {port} busy before starting {server}")
         argv, env = servers.spec(server, group.module, port, group.workers,
                                  threads=group.threads if server in THREADED else None,
-                                 pin_cpu=0 if group.pin else None)
+                                 pin_cpu=0 if group.pin else None, keep_alive=group.keep_alive)
         log = os.path.join(self.out, "logs", f"{group.key}-{server}.log")
         p = procs.start(argv, servers.APPS, env, log)
         t0 = time.time()

@@ -38,10 +38,12 @@ def env_for(name):
     return env
 
 
-def spec(name, module, port, workers, threads=None, pin_cpu=None):
+def spec(name, module, port, workers, threads=None, pin_cpu=None, keep_alive=None):
     """argv and env to serve `module:app` with `workers` processes.
 
-    `threads` overrides the thread count of thread-pool configs (S8 uses 32).
+    `threads` overrides the thread count of thread-pool configs (S8 uses 32). `keep_alive` sets
+    the idle timeout of kept-alive connections where the server has one (gthread; the sync
+    workers never keep alive, the others have no such timeout).
     """
     bind = f"127.0.0.1:{port}"
     app = f"{module}:app"
@@ -75,6 +77,8 @@ def spec(name, module, port, workers, threads=None, pin_cpu=None):
         argv = [HYPER, str(port), w]
     else:
         raise KeyError(name)
+    if keep_alive and name in ("gunicorn-gthread", "rgun-gt1", "rgun-gt4"):
+        argv[-1:-1] = ["--keep-alive", str(keep_alive)]
     if pin_cpu is not None:
         argv = ["taskset", "-c", str(pin_cpu)] + argv
     return argv, env_for(name)
