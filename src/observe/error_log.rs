@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::clock::error_log_time;
@@ -135,6 +136,11 @@ pub trait External: Send + Sync {
 
 static EXTERNAL: RwLock<Option<Arc<dyn External>>> = RwLock::new(None);
 
+/// The lowest level [`enabled`] says yes to, as `Level as u8` (`NOTHING`: the error log is off),
+/// kept beside `STATE` and `EXTERNAL` so that the per-request check is one load.
+static LOWEST: AtomicU8 = AtomicU8::new(Level::Info as u8);
+const NOTHING: u8 = u8::MAX;
+
 fn external() -> Option<Arc<dyn External>> {
     EXTERNAL.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
@@ -146,13 +152,20 @@ pub fn init(level: Level, error: Sink, access: Sink) -> std::io::Result<()> {
         error: Target::open(error)?,
         access: Target::open(access)?,
     };
+    let lowest = if state.error.sink == Sink::Off {
+        NOTHING
+    } else {
+        level as u8
+    };
     *STATE.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
     *EXTERNAL.write().unwrap_or_else(|e| e.into_inner()) = None;
+    LOWEST.store(lowest, Ordering::Relaxed);
     Ok(())
 }
 
 /// Sends both logs to `sink` from now on (rgun's own files are closed).
 pub fn init_external(sink: Arc<dyn External>) {
+    LOWEST.store(sink.level() as u8, Ordering::Relaxed);
     *EXTERNAL.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
     *STATE.write().unwrap_or_else(|e| e.into_inner()) = None;
 }
@@ -175,14 +188,8 @@ pub fn reopen() {
 
 /// Whether a message at `level` would be written.
 pub fn enabled(level: Level) -> bool {
-    if let Some(ext) = external() {
-        return level >= ext.level();
-    }
-    let guard = STATE.read().unwrap_or_else(|e| e.into_inner());
-    match guard.as_ref() {
-        Some(s) => level >= s.level && s.error.sink != Sink::Off,
-        None => level >= Level::Info,
-    }
+    let lowest = LOWEST.load(Ordering::Relaxed);
+    lowest != NOTHING && level as u8 >= lowest
 }
 
 /// Writes one error-log message, without the StatsD counter the level methods below add (for
@@ -284,6 +291,16 @@ pub(crate) fn access_enabled() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enabled_follows_init() {
+        init(Level::Warning, Sink::Stderr, Sink::Off).unwrap();
+        assert!(!enabled(Level::Info) && enabled(Level::Warning) && enabled(Level::Critical));
+        init(Level::Debug, Sink::Off, Sink::Off).unwrap();
+        assert!(!enabled(Level::Critical));
+        init(Level::Debug, Sink::Stderr, Sink::Off).unwrap();
+        assert!(enabled(Level::Debug));
+    }
 
     #[test]
     fn level_names_follow_gunicorn() {
