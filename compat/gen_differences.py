@@ -75,6 +75,11 @@ OTHER = [
      "worker's main thread with one thread, one of its `threads` runtime threads with more (gunicorn: a pool "
      "thread). Those connections are served by Python's `ssl` (the hook's context as is); TLS without the hook "
      "is rustls."),
+    ("Failed TLS sessions", "logged as gunicorn logs them (`Error processing SSL request.`, `Invalid request "
+     "from ip=...: [SSL: HTTP_REQUEST] http request`, `Failed to send error message.`) with OpenSSL's reason for "
+     "the common failures (plain HTTP, no TLS, old protocol versions, no shared cipher, alerts from the client); "
+     "CPython's `(_ssl.c:N)` location is not appended, and a failure OpenSSL would name otherwise reads "
+     "`[SSL] <rustls' description>`. Clients get OpenSSL's alert for those common cases."),
     ("TLS close", "rgun sends `close_notify` before closing a TLS connection; gunicorn closes the TCP connection "
      "without it, which a strict client reads as a ragged EOF."),
     ("`logger_class` with `access()`", "a logger class that overrides `access()` is refused: rgun renders "

@@ -3,13 +3,14 @@ required by cert_reqs, and startup errors for missing files. Certificates are ma
 with the openssl command line tool."""
 
 import json
+import re
 import shutil
 import socket
 import ssl
 
 import pytest
 
-from support import RGUN, Server, make_certs, recv_all
+from support import GUNICORN, RGUN, Server, make_certs, recv_all, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 
@@ -90,3 +91,76 @@ def test_cipher_string_selecting_nothing_is_a_startup_error(tmp_path, certs):
     srv.start(wait=False)
     assert srv.wait_exit(10) == 1
     assert "No cipher can be selected." in srv.stderr()
+
+
+def _plain(port, data):
+    """What a client that does not speak TLS receives."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        return recv_all(s)
+
+
+def _tls_failure(port, certs, **opts):
+    """The reason of the client's SSLError for a handshake that must fail."""
+    if opts.get("verify"):
+        ctx = ssl.create_default_context()  # does not trust the test certificate
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if "max_version" in opts:
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        ctx.maximum_version = opts["max_version"]
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+    if "ciphers" in opts:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(opts["ciphers"])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                s.recv(100)
+        except ssl.SSLError as e:
+            return e.reason
+    return "handshake succeeded"
+
+
+def _failed_sessions(srv, certs):
+    """Each kind of failed session once: what the client saw, and the server's log lines."""
+    seen = []
+    cases = [
+        ("plain http", lambda: _plain(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
+        ("garbage", lambda: _plain(srv.port, b"hello there\r\n\r\n")),
+        ("proxy", lambda: _plain(srv.port, b"CONNECT x:443 HTTP/1.1\r\n\r\n")),
+        ("tls 1.1", lambda: _tls_failure(srv.port, certs, max_version=ssl.TLSVersion.TLSv1_1)),
+        ("no shared cipher", lambda: _tls_failure(srv.port, certs, ciphers="AES128-SHA")),
+        ("untrusted certificate", lambda: _tls_failure(srv.port, certs, verify=True)),
+    ]
+    for i, (name, run) in enumerate(cases):
+        seen.append((name, run()))
+        wait_until(lambda: srv.log().count("Invalid request from") > i, 10, what=f"{name} logged")
+    lines = [re.sub(r"^\[[^]]*\] \[\d+\] ", "", line) for line in srv.log().splitlines()
+             if "SSL" in line or "Invalid request" in line or "Failed to send" in line]
+    # CPython's source location in the SSLError text (rgun names the OpenSSL reason only).
+    lines = [re.sub(r" \(_ssl\.c:\d+\)$", "", line) for line in lines if not line.startswith(" ")]
+    return seen, lines
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_failed_handshakes_same_as_gunicorn(tmp_path, certs, worker):
+    """A client that speaks plain HTTP (or no TLS) to an https port gets nothing back and the
+    log says what OpenSSL would have; TLS clients get OpenSSL's choice of alert."""
+    out = {}
+    for name, exe in (("rgun", RGUN), ("gunicorn", GUNICORN)):
+        srv = Server(["-k", worker, "--log-level", "debug", "--certfile", str(certs / "cert.pem"),
+                      "--keyfile", str(certs / "key.pem"), "wsgiapps:app"], tmpdir=tmp_path, exe=exe,
+                     name=name).start()
+        try:
+            out[name] = _failed_sessions(srv, certs)
+        finally:
+            srv.stop()
+    assert out["rgun"][0] == out["gunicorn"][0]
+    assert out["rgun"][1] == out["gunicorn"][1]
+    assert out["rgun"][0][0] == ("plain http", b"")
+    assert "[WARNING] Invalid request from ip=127.0.0.1: [SSL: HTTP_REQUEST] http request" in out["rgun"][1]

@@ -14,6 +14,7 @@ pub mod sendfile;
 mod serve;
 pub mod signals;
 pub mod tls;
+mod tls_errors;
 mod trust;
 
 use std::sync::Arc;

@@ -21,6 +21,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::pytls::{PyTlsConn, Refused};
 use super::readbuf::ReadBuf;
+use super::tls_errors;
 use crate::config::Config;
 use crate::observe;
 
@@ -58,6 +59,10 @@ impl Tls {
                     conn,
                     ragged_ok: self.suppress_ragged_eofs,
                     eof: false,
+                    ip: ip.into(),
+                    first: [0; tls_errors::FIRST],
+                    first_len: 0,
+                    failed: false,
                 })),
                 Err(e) => {
                     observe::debug(&format!("Error processing SSL request. {e}"));
@@ -242,6 +247,13 @@ pub struct RustlsConn {
     conn: rustls::ServerConnection,
     ragged_ok: bool,
     eof: bool,
+    /// The peer as gunicorn logs it, for a failed session's warning.
+    ip: Box<str>,
+    /// The first bytes the client sent (OpenSSL names a failure by them).
+    first: [u8; tls_errors::FIRST],
+    first_len: usize,
+    /// The session failed and was reported; nothing more is written through it.
+    failed: bool,
 }
 
 impl std::fmt::Debug for RustlsConn {
@@ -253,12 +265,12 @@ impl std::fmt::Debug for RustlsConn {
 impl RustlsConn {
     /// Whether encrypted bytes wait to be written (handshake replies, records).
     pub fn wants_write(&self) -> bool {
-        self.conn.wants_write()
+        !self.failed && self.conn.wants_write()
     }
 
     /// Writes pending encrypted bytes; `WouldBlock` when the socket is full.
     pub fn flush(&mut self, fd: RawFd) -> io::Result<()> {
-        while self.conn.wants_write() {
+        while self.wants_write() {
             self.conn.write_tls(&mut FdIo(fd))?;
         }
         Ok(())
@@ -293,15 +305,22 @@ impl RustlsConn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
                 Err(e) => return Err(e),
             }
-            match self.conn.read_tls(&mut FdIo(fd)) {
+            let read = if self.first_len < tls_errors::FIRST {
+                self.conn.read_tls(&mut FirstBytes {
+                    fd,
+                    first: &mut self.first,
+                    len: &mut self.first_len,
+                })
+            } else {
+                self.conn.read_tls(&mut FdIo(fd))
+            };
+            match read {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(e) => return Err(e),
             }
             if let Err(e) = self.conn.process_new_packets() {
-                // Send the alert, best effort.
-                let _ = self.flush(fd);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                return Err(self.fail(fd, e));
             }
         }
     }
@@ -327,7 +346,53 @@ impl RustlsConn {
 
     /// Queues `close_notify`.
     pub fn close_notify(&mut self) {
-        self.conn.send_close_notify();
+        if !self.failed {
+            self.conn.send_close_notify();
+        }
+    }
+
+    /// A session that failed: gunicorn's log lines (its `handle_error` for an `SSLError`,
+    /// whose 403 page cannot go through the failed session), once, and OpenSSL's choice of
+    /// alert to the client. rustls repeats the error on every later call.
+    fn fail(&mut self, fd: RawFd, e: rustls::Error) -> io::Error {
+        if self.failed {
+            return io::Error::new(io::ErrorKind::InvalidData, e);
+        }
+        let failure = tls_errors::describe(&e, &self.first[..self.first_len]);
+        match failure.alert {
+            tls_errors::Alert::Rustls => {
+                let _ = self.flush(fd);
+            }
+            tls_errors::Alert::ProtocolVersion => {
+                let _ = FdIo(fd).write(&tls_errors::Alert::PROTOCOL_VERSION_RECORD);
+            }
+            tls_errors::Alert::Nothing => {}
+        }
+        self.failed = true;
+        observe::debug("Error processing SSL request.");
+        observe::warning(&format!(
+            "Invalid request from ip={}: {}",
+            self.ip, failure.text
+        ));
+        observe::debug("Failed to send error message.");
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+/// [`FdIo`]'s reads that also keep the connection's first bytes.
+struct FirstBytes<'a> {
+    fd: RawFd,
+    first: &'a mut [u8; tls_errors::FIRST],
+    len: &'a mut usize,
+}
+
+impl Read for FirstBytes<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = FdIo(self.fd).read(buf)?;
+        let take = n.min(self.first.len() - *self.len);
+        self.first[*self.len..*self.len + take].copy_from_slice(&buf[..take]);
+        *self.len += take;
+        Ok(n)
     }
 }
 
