@@ -75,6 +75,10 @@ OTHER = [
      "worker's main thread with one thread, one of its `threads` runtime threads with more (gunicorn: a pool "
      "thread). Those connections are served by Python's `ssl` (the hook's context as is); TLS without the hook "
      "is rustls."),
+    ("App that never calls `start_response`", "answered with gunicorn's 500 page and logged as `Error handling "
+     "request` with `AssertionError: Response headers not set!`, in every worker class. gunicorn 27's gthread "
+     "worker also answers 500 (its traceback is an `AttributeError`), but its sync worker sends the body under a "
+     "status line `HTTP/1.1 None`."),
     ("Failed TLS sessions", "logged as gunicorn logs them (`Error processing SSL request.`, `Invalid request "
      "from ip=...: [SSL: HTTP_REQUEST] http request`, `Failed to send error message.`) with OpenSSL's reason for "
      "the common failures (plain HTTP, no TLS, old protocol versions, no shared cipher, alerts from the client); "
