@@ -204,3 +204,40 @@ def test_wsgi_errors_goes_to_error_log(pair):
     for srv in (ours, oracle):
         assert srv.request("GET", "/errors?tag=t1").status == 200
         srv.wait_log(r"(?m)^message to wsgi\.errors t1\nline two\n")
+
+
+def _send_after_close(srv, first_request, n=200):
+    """How often a client that sends again after a response the server closes after finds the
+    socket closed on its write (the server closed at once instead of draining like gunicorn).
+    Over a unix socket, where a write to a closed peer fails at once."""
+    failed = 0
+    for _ in range(n):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(srv.address)
+            s.sendall(first_request)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(4096)
+                if not d:
+                    break
+                buf += d
+            try:
+                s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+                recv_all(s)
+            except OSError:
+                failed += 1
+    return failed
+
+
+@pytest.mark.parametrize("request_head", [
+    # Connection: close asked, but the app's response says `Connection: upgrade`
+    b"GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    # keep-alive asked; the sync worker closes anyway
+    b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+], ids=["upgrade-response", "sync-closes-keepalive"])
+def test_a_client_sending_after_the_response_finds_a_draining_socket(spawn, tmp_path, request_head):
+    ours = spawn(["wsgiapps:app"], bind=f"unix:{tmp_path}/rgun.sock", name="rgun")
+    oracle = spawn(["wsgiapps:app"], exe=GUNICORN, bind=f"unix:{tmp_path}/gunicorn.sock", name="gunicorn")
+    assert _send_after_close(oracle, request_head) == 0
+    assert _send_after_close(ours, request_head) == 0

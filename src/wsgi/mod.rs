@@ -519,7 +519,10 @@ fn finish(
     match outcome {
         Ok(()) => {
             if resp.should_close() || !crate::worker::signals::alive() {
-                c.client_done = body.finished() && head.client_closes();
+                // The client has sent all it will when it asked to close, its body was read to the end,
+                // and the response said `Connection: close` (an upgrade response says
+                // `upgrade`, and a client may then send more).
+                c.client_done = body.finished() && head.client_closes() && !resp.upgrade;
                 if !st.force_close {
                     // gunicorn's gthread worker says so; its sync worker does not.
                     observe::debug("Closing connection.");

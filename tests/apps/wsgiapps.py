@@ -292,7 +292,14 @@ def expect_app(environ, start_response):
     return [body]
 
 
+def upgrade_app(environ, start_response):
+    """A response whose Connection header is the app's `upgrade`, not the server's `close`."""
+    start_response("200 OK", [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Content-Length", "0")])
+    return [b""]
+
+
 ROUTES = {
+    "upgrade": upgrade_app,
     "errors": errors_app,
     "expect": expect_app,
     "hello": hello,
