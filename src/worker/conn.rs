@@ -69,7 +69,7 @@ pub struct Conn {
     /// What this connection's requests share in their environs (built on the first request).
     pub environ: Option<Box<crate::wsgi::environ::ConnEnviron>>,
     /// The client has sent all it will: its last request, body included, was read to its end,
-    /// and that request closes the connection from the client's side (set by the WSGI bridge).
+    /// that request asked to close, and the response said so (set by the WSGI bridge).
     pub client_done: bool,
 }
 

@@ -519,9 +519,9 @@ fn finish(
     match outcome {
         Ok(()) => {
             if resp.should_close() || !crate::worker::signals::alive() {
-                // The client has sent all it will when it asked to close, its body was read to the end,
-                // and the response said `Connection: close` (an upgrade response says
-                // `upgrade`, and a client may then send more).
+                // The client has sent all it will when it asked to close, its body was read
+                // to the end, and the response said `Connection: close` (an upgrade response
+                // says `upgrade`, and its client may send more).
                 c.client_done = body.finished() && head.client_closes() && !resp.upgrade;
                 if !st.force_close {
                     // gunicorn's gthread worker says so; its sync worker does not.
