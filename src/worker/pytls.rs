@@ -90,9 +90,8 @@ fn refused(py: Python<'_>, e: &PyErr, ip: &str) -> Refused {
             observe::debug("ssl connection closed");
             return Refused { page: None };
         }
-        observe::debug("Error processing SSL request.");
         let msg = exc_str(py, e);
-        observe::warning(&format!("Invalid request from ip={ip}: {msg}"));
+        super::tls_errors::log_failed(ip, &msg);
         let page = rgun_h1::error_page(403, "Forbidden", &format!("'{msg}'"));
         return Refused { page: Some(page) };
     }
@@ -202,8 +201,7 @@ impl PyTlsConn {
         self.failed = true;
         let _ = self.drain(py).and_then(|()| self.flush(fd));
         let msg = exc_str(py, e);
-        observe::debug("Error processing SSL request.");
-        observe::warning(&format!("Invalid request from ip={}: {msg}", self.ip));
+        super::tls_errors::log_failed(&self.ip, &msg);
         // gunicorn then writes its 403 page through the failed session, which OpenSSL refuses.
         observe::debug("Failed to send error message.");
         io::Error::new(io::ErrorKind::InvalidData, msg)

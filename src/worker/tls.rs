@@ -369,11 +369,8 @@ impl RustlsConn {
             tls_errors::Alert::Nothing => {}
         }
         self.failed = true;
-        observe::debug("Error processing SSL request.");
-        observe::warning(&format!(
-            "Invalid request from ip={}: {}",
-            self.ip, failure.text
-        ));
+        tls_errors::log_failed(&self.ip, &failure.text);
+        // gunicorn then writes its 403 page through the failed session, which cannot carry it.
         observe::debug("Failed to send error message.");
         io::Error::new(io::ErrorKind::InvalidData, e)
     }

@@ -4,6 +4,15 @@
 
 use rustls::{AlertDescription, Error, PeerIncompatible};
 
+use crate::observe;
+
+/// gunicorn's first lines for a TLS session that failed (its `handle_error` for an `SSLError`),
+/// whichever engine failed; `reason` is the `SSLError`'s text.
+pub fn log_failed(ip: &str, reason: &str) {
+    observe::debug("Error processing SSL request.");
+    observe::warning(&format!("Invalid request from ip={ip}: {reason}"));
+}
+
 /// What a failed session tells the log, and what the client is sent.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Failure {
