@@ -17,6 +17,7 @@ use std::time::Instant;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, Shutdown, recv, send, sendmsg, shutdown};
 
+use super::outbox::Out;
 use super::readbuf::ReadBuf;
 use super::tls::TlsConn;
 use crate::unix::listeners::Family;
@@ -71,10 +72,17 @@ pub struct Conn {
     /// The client has sent all it will: its last request, body included, was read to its end,
     /// that request asked to close, and the response said so (set by the WSGI bridge).
     pub client_done: bool,
+    /// Where a finished response waits for the end of the runtime's turn (`outbox`); `None`
+    /// when responses go out at once.
+    out: Option<Arc<Out>>,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        // Before the descriptor closes: the outbox watchdog must not write to it any more.
+        if let Some(out) = &self.out {
+            out.close();
+        }
         if self.py_socket.is_some() || self.environ.is_some() {
             pyo3::Python::attach(|py| self.release_python(py));
         }
@@ -122,7 +130,53 @@ impl Conn {
             py_socket: None,
             environ: None,
             client_done: false,
+            out: None,
         }
+    }
+
+    /// Lets finished responses wait for the end of the runtime's turn (plain TCP only).
+    pub fn hold_responses(&mut self) {
+        if self.tls.is_none() {
+            self.out = Some(Out::new(self.fd()));
+        }
+    }
+
+    /// Holds `bufs`, the last bytes of a response, for the end of the turn. False when this
+    /// connection sends at once (the caller writes them).
+    pub fn hold(&self, bufs: &[&[u8]]) -> bool {
+        match &self.out {
+            Some(out) => {
+                out.hold(bufs);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a finished response is waiting to be sent.
+    pub fn is_holding(&self) -> bool {
+        self.out.as_ref().is_some_and(|o| o.is_held())
+    }
+
+    /// Sends the held response, waiting asynchronously while the socket is full.
+    pub async fn send_held(&self) -> io::Result<()> {
+        let Some(out) = &self.out else {
+            return Ok(());
+        };
+        while !out.send_now()? {
+            self.stream.writable().await?.clear_ready();
+        }
+        Ok(())
+    }
+
+    /// Sends the held response before another write, blocking this thread.
+    fn send_held_blocking(&self, waiter: &Waiter) -> Result<(), IoStop> {
+        if let Some(out) = &self.out {
+            while out.is_held() && !out.send_now()? {
+                waiter.wait(self.stream.as_fd(), PollFlags::POLLOUT)?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether this connection speaks TLS.
@@ -289,6 +343,7 @@ impl Conn {
 
     /// Writes all of `bufs`, blocking this thread (GIL released while waiting).
     pub fn write_all_blocking(&self, bufs: &[&[u8]], waiter: &Waiter) -> Result<(), IoStop> {
+        self.send_held_blocking(waiter)?;
         let fd = self.stream.as_fd();
         if let Some(tls) = &self.tls {
             for b in bufs {
@@ -338,6 +393,7 @@ impl Conn {
 
     /// Writes all of `data` asynchronously (error pages, `100 Continue` outside the app).
     pub async fn write_all(&self, data: &[u8]) -> io::Result<()> {
+        self.send_held().await?;
         let fd = self.fd();
         let mut off = 0;
         while off < data.len() {
@@ -375,6 +431,9 @@ impl Conn {
     /// still sends (up to 64 KiB, for up to 2 s), so the close does not turn into an RST that
     /// would destroy the response in flight. TLS sends `close_notify` first.
     pub async fn close_graceful(mut self) {
+        if self.send_held().await.is_err() {
+            return;
+        }
         if let Some(tls) = &self.tls {
             tls.lock().unwrap_or_else(|e| e.into_inner()).close_notify();
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.flush_tls_async())

@@ -7,6 +7,8 @@
 
 mod ciphers;
 pub mod conn;
+mod outbox;
+pub use outbox::MAX_HELD;
 mod pytls;
 mod readbuf;
 mod reload;

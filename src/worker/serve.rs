@@ -552,6 +552,10 @@ async fn serve_conn(
     let Some(mut conn) = open(&srv, stream, peer, info).await else {
         return;
     };
+    if srv.threads == 1 {
+        // One runtime thread: the turn's finished responses go out together (`outbox`).
+        conn.hold_responses();
+    }
     let mut first = true;
     // What the parser needs to know about the peer, computed once per connection.
     let peer = peer_of(&srv, &conn);
@@ -606,8 +610,15 @@ async fn serve_conn(
                 // without this a few connections would be served back to back (up to tokio's
                 // budget of 128 requests each) while the others wait: p99 in the hundreds of ms.
                 next_turn(&srv).await;
+                if let Err(e) = conn.send_held().await {
+                    wsgi::log_ignored(e.raw_os_error().unwrap_or(0));
+                    return;
+                }
             }
             After::KeepAlive(c) | After::Close(c) => {
+                if c.is_holding() {
+                    next_turn(&srv).await;
+                }
                 c.close_graceful().await;
                 return;
             }

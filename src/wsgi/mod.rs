@@ -729,7 +729,8 @@ fn socket_error(py: Python<'_>, e: IoStop) -> After {
     After::Drop
 }
 
-fn log_ignored(errno: i32) {
+/// gunicorn's debug line for a client that went away while its response was being written.
+pub fn log_ignored(errno: i32) {
     if errno == nix::errno::Errno::ECONNRESET as i32 {
         observe::debug("Ignoring connection reset");
     } else if errno == nix::errno::Errno::ENOTCONN as i32 {

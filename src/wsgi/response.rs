@@ -116,6 +116,24 @@ impl ResponseState {
         }
     }
 
+    /// Whether everything of the response has been written (or passed to `send`) once the
+    /// current bytes are: the declared length is reached, or there is no body to send.
+    fn complete(&self) -> bool {
+        !self.chunked && (self.omits_body || self.response_length.is_some_and(|n| self.sent >= n))
+    }
+
+    /// Sends `bufs`; when they end the response, the connection may hold them for the end of
+    /// the runtime's turn instead (`worker::outbox`). Never a `101` or other upgrade: the app may go on writing
+    /// on the raw socket.
+    fn send(&self, conn: &Conn, waiter: &Waiter, bufs: &[&[u8]], last: bool) -> Result<(), IoStop> {
+        let small = || bufs.iter().map(|b| b.len()).sum::<usize>() <= crate::worker::MAX_HELD;
+        let final_bytes = last && !self.upgrade && self.status_code.is_some_and(|s| s >= 200);
+        if final_bytes && small() && conn.hold(bufs) {
+            return Ok(());
+        }
+        conn.write_all_blocking(bufs, waiter)
+    }
+
     /// Validates and records `start_response(status, headers)`.
     pub fn start(
         &mut self,
@@ -267,8 +285,10 @@ impl ResponseState {
         if self.chunked && !body.is_empty() {
             let size = format!("{:X}\r\n", body.len());
             conn.write_all_blocking(&[&head, size.as_bytes(), body, b"\r\n"], waiter)
+        } else if head.is_empty() && body.is_empty() {
+            Ok(())
         } else {
-            conn.write_all_blocking(&[&head, body], waiter)
+            self.send(conn, waiter, &[&head, body], self.complete())
         }
     }
 
@@ -285,7 +305,9 @@ impl ResponseState {
         if out.is_empty() {
             Ok(())
         } else {
-            conn.write_all_blocking(&[&out], waiter)
+            // Without a declared length, a response that is not chunked ends with the
+            // connection: its last bytes went out with its last write.
+            self.send(conn, waiter, &[&out], true)
         }
     }
 

@@ -292,6 +292,45 @@ def expect_app(environ, start_response):
     return [body]
 
 
+def _wait_for(path, secs=10.0):
+    """Polls for `path` (created by a test client); whether it appeared within `secs`."""
+    deadline = time.monotonic() + secs
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+class _ClosesAfterClient:
+    """A finished response whose `close()` waits until the client says it has the response."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __iter__(self):
+        yield b"done"
+
+    def close(self):
+        _mark(self.marker + ".result", "seen" if _wait_for(self.marker) else "timeout")
+
+
+def close_waits_app(environ, start_response):
+    """Work after the response, in `close()` (werkzeug's `call_on_close`)."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+    return _ClosesAfterClient(_q(environ)["marker"])
+
+
+def waits_app(environ, start_response):
+    """An app call that lasts until the client has created `marker` (or 10 s)."""
+    q = _q(environ)
+    _mark(q["marker"] + ".started", "started")
+    seen = _wait_for(q["marker"])
+    body = b"seen" if seen else b"timeout"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def upgrade_app(environ, start_response):
     """A response whose Connection header is the app's `upgrade`, not the server's `close`."""
     start_response("200 OK", [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Content-Length", "0")])
@@ -299,6 +338,8 @@ def upgrade_app(environ, start_response):
 
 
 ROUTES = {
+    "close_waits": close_waits_app,
+    "waits": waits_app,
     "upgrade": upgrade_app,
     "errors": errors_app,
     "expect": expect_app,
