@@ -153,11 +153,6 @@ impl Conn {
         }
     }
 
-    /// Whether a finished response is waiting to be sent.
-    pub fn is_holding(&self) -> bool {
-        self.out.as_ref().is_some_and(|o| o.is_held())
-    }
-
     /// Sends the held response, waiting asynchronously while the socket is full.
     pub async fn send_held(&self) -> io::Result<()> {
         let Some(out) = &self.out else {

@@ -1,5 +1,6 @@
 //! Finished responses held back until the end of the runtime's turn, so that the responses of
-//! one turn go out back to back (sync and one-thread gthread, plain TCP).
+//! one turn go out back to back (one-thread gthread: the current-thread runtime with
+//! connections kept alive; plain TCP; never before a close).
 //!
 //! Why: written one by one as each app returns, every response wakes a client that has gone back
 //! to sleep in the meantime (one app call later). Waking a sleeping CPU costs the sender an

@@ -552,8 +552,9 @@ async fn serve_conn(
     let Some(mut conn) = open(&srv, stream, peer, info).await else {
         return;
     };
-    if srv.threads == 1 {
-        // One runtime thread: the turn's finished responses go out together (`outbox`).
+    if srv.threads == 1 && srv.keepalive.is_some() {
+        // One runtime thread, connections kept alive: the turn's finished responses go out
+        // together (`outbox`). A response before a close is never held.
         conn.hold_responses();
     }
     let mut first = true;
@@ -616,9 +617,6 @@ async fn serve_conn(
                 }
             }
             After::KeepAlive(c) | After::Close(c) => {
-                if c.is_holding() {
-                    next_turn(&srv).await;
-                }
                 c.close_graceful().await;
                 return;
             }
