@@ -212,7 +212,7 @@ fn watchdog() {
         } else {
             idle += 1;
         }
-        for out in list.iter() {
+        for out in list.iter().filter(|o| o.is_held()) {
             let mut st = out.lock();
             if out.is_held() && st.since.elapsed() >= MAX_WAIT {
                 let done = st.send_now();
