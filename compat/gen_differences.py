@@ -86,8 +86,8 @@ OTHER = [
      "`[SSL] <rustls' description>`. Clients get OpenSSL's alert for those common cases."),
     ("TLS close", "rgun sends `close_notify` before closing a TLS connection; gunicorn closes the TCP connection "
      "without it, which a strict client reads as a ragged EOF."),
-    ("When a finished response leaves", "with one-thread `gthread`, the last write of a response on a "
-     "kept-alive connection (up to 64 KiB) waits for the other requests of the worker's turn, at most about 2 ms, so that the turn's "
+    ("When a finished response leaves", "with one-thread `gthread` under load, the last write of a response "
+     "on a kept-alive connection (up to 64 KiB) waits for the other requests of the worker's turn, at most about 2 ms, so that the turn's "
      "responses go out together; gunicorn sends each at once. So `close()` of the response iterable, the access "
      "log line and `post_request` may run before the client has the last bytes (never for longer than that), "
      "and the access log's request time does not include that last send."),

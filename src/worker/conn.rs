@@ -75,6 +75,8 @@ pub struct Conn {
     /// Where a finished response waits for the end of the runtime's turn (`outbox`); `None`
     /// when responses go out at once.
     out: Option<Arc<Out>>,
+    /// Whether the response being served may be held (the worker is busy).
+    hold_now: bool,
 }
 
 impl Drop for Conn {
@@ -131,7 +133,13 @@ impl Conn {
             environ: None,
             client_done: false,
             out: None,
+            hold_now: false,
         }
+    }
+
+    /// Whether the next response may be held (see `outbox::busy`).
+    pub fn hold_next(&mut self, on: bool) {
+        self.hold_now = on;
     }
 
     /// Lets finished responses wait for the end of the runtime's turn (plain TCP only).
@@ -145,11 +153,11 @@ impl Conn {
     /// connection sends at once (the caller writes them).
     pub fn hold(&self, bufs: &[&[u8]]) -> bool {
         match &self.out {
-            Some(out) => {
+            Some(out) if self.hold_now => {
                 out.hold(bufs);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 

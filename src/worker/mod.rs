@@ -7,8 +7,7 @@
 
 mod ciphers;
 pub mod conn;
-mod outbox;
-pub use outbox::MAX_HELD;
+pub mod outbox;
 mod pytls;
 mod readbuf;
 mod reload;

@@ -20,6 +20,7 @@
 //! * The watchdog never writes to a descriptor after its connection dropped it: `Out::close`
 //!   runs (under the same lock) before the descriptor is closed.
 
+use std::cell::Cell;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -31,8 +32,38 @@ use nix::sys::socket::{MsgFlags, send};
 pub const MAX_WAIT: Duration = Duration::from_millis(1);
 /// Larger responses are sent at once (holding them would mean copying them).
 pub const MAX_HELD: usize = 64 * 1024;
-/// The watchdog sleeps until it is needed again after this long with nothing held.
-const IDLE_AFTER: u32 = 100;
+/// The watchdog sleeps until it is needed again after this many ticks with nothing held.
+const IDLE_AFTER: u32 = 10;
+/// An app call that starts within this of the previous one's end (on the runtime thread)...
+const BUSY_GAP: Duration = Duration::from_micros(50);
+/// ...and follows this many such calls finds the worker busy.
+const BUSY_STREAK: u32 = 4;
+
+thread_local! {
+    /// When the runtime thread's last app call returned.
+    static LAST_CALL_END: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// How many app calls in a row started right after the previous one.
+    static STREAK: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether an app call starting now should have its response held: only when the worker is
+/// busy (calls have followed each other closely for a while), since only then are there other
+/// responses for it to go out with. At low load holding gains nothing and keeps the watchdog
+/// ticking (measured at a fixed low rate: 29-33 → 39-40 µs of CPU per request when the
+/// requests that happened to follow another closely were held).
+pub fn busy() -> bool {
+    let close = LAST_CALL_END.with(|t| t.get().is_some_and(|end| end.elapsed() < BUSY_GAP));
+    STREAK.with(|s| {
+        let n = if close { s.get().saturating_add(1) } else { 0 };
+        s.set(n);
+        n >= BUSY_STREAK
+    })
+}
+
+/// Records that an app call on this thread has returned.
+pub fn call_ended() {
+    LAST_CALL_END.with(|t| t.set(Some(Instant::now())));
+}
 
 /// One connection's held bytes.
 #[derive(Debug)]

@@ -589,6 +589,10 @@ async fn serve_conn(
         let force_close = !signals::alive() || srv.keepalive.is_none();
         // Inline, on the runtime thread that read the head. On a multi-thread runtime this
         // thread has a persistent Python thread state, so the attach only takes the GIL.
+        let one_thread = srv.threads == 1;
+        if one_thread {
+            conn.hold_next(super::outbox::busy());
+        }
         let call = |py: Python<'_>| {
             let waiter = Waiter {
                 wakeup: srv.app_wakeup,
@@ -601,6 +605,9 @@ async fn serve_conn(
         } else {
             Python::attach(call)
         };
+        if one_thread {
+            super::outbox::call_ended();
+        }
         drop(permit);
         match after {
             After::KeepAlive(c) if signals::alive() && srv.keepalive.is_some() => {

@@ -127,7 +127,8 @@ impl ResponseState {
     /// Not before a close (measured: the `Connection: close` rate fell 8%), and never a `101` or
     /// other upgrade: the app may go on writing on the raw socket.
     fn send(&self, conn: &Conn, waiter: &Waiter, bufs: &[&[u8]], last: bool) -> Result<(), IoStop> {
-        let small = || bufs.iter().map(|b| b.len()).sum::<usize>() <= crate::worker::MAX_HELD;
+        let small =
+            || bufs.iter().map(|b| b.len()).sum::<usize>() <= crate::worker::outbox::MAX_HELD;
         let final_bytes = last
             && !self.should_close()
             && !self.upgrade
