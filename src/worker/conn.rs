@@ -153,10 +153,7 @@ impl Conn {
     /// connection sends at once (the caller writes them).
     pub fn hold(&self, bufs: &[&[u8]]) -> bool {
         match &self.out {
-            Some(out) if self.hold_now => {
-                out.hold(bufs);
-                true
-            }
+            Some(out) if self.hold_now => out.hold(bufs),
             _ => false,
         }
     }

@@ -111,8 +111,12 @@ impl Out {
         self.held.load(Ordering::Acquire)
     }
 
-    /// Holds `bufs` (appended to what is held already) and registers with the watchdog.
-    pub fn hold(self: &Arc<Self>, bufs: &[&[u8]]) {
+    /// Holds `bufs` (appended to what is held already) and registers with the watchdog. False
+    /// when there is no watchdog (its thread could not start): the caller sends them.
+    pub fn hold(self: &Arc<Self>, bufs: &[&[u8]]) -> bool {
+        let Some(ob) = outbox() else {
+            return false;
+        };
         let mut st = self.lock();
         if st.bytes.len() == st.sent {
             st.bytes.clear();
@@ -124,13 +128,13 @@ impl Out {
         }
         self.held.store(true, Ordering::SeqCst);
         drop(st);
-        let ob = outbox();
         if !self.listed.swap(true, Ordering::AcqRel) {
             ob.lock().push(self.clone());
         }
         if ob.asleep.load(Ordering::SeqCst) {
             ob.wake_up();
         }
+        true
     }
 
     /// Sends what it can without waiting. `Ok(true)` when nothing is held any more.
@@ -186,19 +190,29 @@ struct Outbox {
     asleep: AtomicBool,
 }
 
-fn outbox() -> &'static Outbox {
-    static OUTBOX: OnceLock<Outbox> = OnceLock::new();
-    OUTBOX.get_or_init(|| {
-        std::thread::Builder::new()
-            .name("rgun-outbox".into())
-            .spawn(watchdog)
-            .expect("spawn the outbox watchdog");
-        Outbox {
-            list: Mutex::new(Vec::new()),
-            wake: Condvar::new(),
-            asleep: AtomicBool::new(false),
-        }
-    })
+/// The worker's outbox, its watchdog started on first use. `None` if the thread cannot start.
+fn outbox() -> Option<&'static Outbox> {
+    static OUTBOX: OnceLock<Option<Outbox>> = OnceLock::new();
+    OUTBOX
+        .get_or_init(|| {
+            let started = std::thread::Builder::new()
+                .name("rgun-outbox".into())
+                .spawn(watchdog);
+            match started {
+                Ok(_) => Some(Outbox {
+                    list: Mutex::new(Vec::new()),
+                    wake: Condvar::new(),
+                    asleep: AtomicBool::new(false),
+                }),
+                Err(e) => {
+                    crate::observe::warning(&format!(
+                        "Cannot start the outbox thread ({e}); responses are sent at once."
+                    ));
+                    None
+                }
+            }
+        })
+        .as_ref()
 }
 
 impl Outbox {
@@ -218,7 +232,9 @@ impl Outbox {
 /// Every [`MAX_WAIT`], sends what has been held longer than that; sleeps when nothing has been
 /// held for a while.
 fn watchdog() {
-    let ob = outbox();
+    let Some(ob) = outbox() else {
+        return;
+    };
     let mut idle = 0u32;
     loop {
         let mut list = ob.lock();
@@ -272,8 +288,8 @@ mod tests {
     fn held_bytes_go_out_in_order_when_sent() {
         let (ours, mut peer) = pair();
         let out = Out::new(ours.as_raw_fd());
-        out.hold(&[b"HTTP/1.1 200 OK\r\n", b"\r\n"]);
-        out.hold(&[b"body"]);
+        assert!(out.hold(&[b"HTTP/1.1 200 OK\r\n", b"\r\n"]));
+        assert!(out.hold(&[b"body"]));
         assert!(out.is_held());
         assert!(out.send_now().unwrap());
         assert!(!out.is_held());
@@ -286,7 +302,7 @@ mod tests {
     fn the_watchdog_sends_what_nobody_else_does() {
         let (ours, mut peer) = pair();
         let out = Out::new(ours.as_raw_fd());
-        out.hold(&[b"late"]);
+        assert!(out.hold(&[b"late"]));
         // Nothing here sends it: the read returns once the watchdog has (or times out).
         let mut got = [0u8; 4];
         peer.read_exact(&mut got).unwrap();
@@ -300,7 +316,7 @@ mod tests {
         let out = Out::new(ours.as_raw_fd());
         out.close();
         // The descriptor is forgotten: whoever sends (the watchdog included) writes nothing.
-        out.hold(&[b"never"]);
+        assert!(out.hold(&[b"never"]));
         assert!(out.send_now().unwrap());
         assert!(!out.is_held());
         peer.set_nonblocking(true).unwrap();
