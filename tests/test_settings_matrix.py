@@ -550,10 +550,22 @@ def _spew(ctx):
 
 
 @check("daemon", "enable_stdio_inheritance")
+def _answers(port):
+    """Whether a server on `port` answers an HTTP request (any status)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return s.recv(16).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
 def _daemon(ctx):
     """-D detaches (the launcher exits 0, the master is another session, stdio is /dev/null);
     -R keeps a non-tty stdout/stderr (here files) in the daemon. TERM is sent once a worker has
-    booted (rgun ignores a TERM that arrives while it starts its first worker: reported)."""
+    answered a request: a worker that has logged `Booting worker` may not have installed its
+    signal handlers yet, and gunicorn's then ignores the master's TERM until graceful_timeout
+    (30 s) runs out (seen once in CI)."""
     if "daemon" in ctx.cache:
         return  # one check for both settings
     ctx.cache["daemon"] = True
@@ -563,7 +575,8 @@ def _daemon(ctx):
             pidfile = ctx.path(tag + ".dpid")
             out, err = open(ctx.path(tag + ".dout"), "w"), open(ctx.path(tag + ".derr"), "w")
             elog = ctx.path(tag + ".delog")
-            args = [exe, "-D", "-p", pidfile, "-b", "127.0.0.1:%d" % free_port()] + (
+            port = free_port()
+            args = [exe, "-D", "-p", pidfile, "-b", "127.0.0.1:%d" % port] + (
                 ["-R"] if inherit else ["--error-logfile", elog])
             if exe == GUNICORN:
                 args.append("--no-control-socket")
@@ -581,6 +594,7 @@ def _daemon(ctx):
                 assert os.readlink("/proc/%d/fd/2" % pid) == want, tag
                 wait_until(lambda: "Booting worker" in open(ctx.path(tag + ".derr") if inherit else elog).read(),
                            10, what="worker boot")
+                wait_until(lambda: _answers(port), 10, what="a response from the daemon's worker")
             finally:
                 os.kill(pid, signal.SIGTERM)
                 try:
