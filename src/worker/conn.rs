@@ -163,7 +163,7 @@ impl Conn {
         let Some(out) = &self.out else {
             return Ok(());
         };
-        while !out.send_now()? {
+        while out.is_held() && !out.send_now()? {
             self.stream.writable().await?.clear_ready();
         }
         Ok(())
