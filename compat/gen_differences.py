@@ -61,6 +61,11 @@ OTHER = [
      "rgun has no control interface yet and creates none (it logs that at debug level)."),
     ("Slow clients", "every worker class reads request heads asynchronously, so clients that send slowly cost no "
      "worker; the first request's head must arrive within `timeout` seconds (gunicorn's sync worker waits forever)."),
+    ("Accepting connections", "rgun sets `TCP_DEFER_ACCEPT` (1 s) on the TCP sockets it binds, as uWSGI does by "
+     "default: the kernel hands a connection to a worker when its first bytes arrive, so no worker accepts a "
+     "connection only to wait for its request. A client that connects and sends nothing is handed over about a "
+     "second later, and is not counted by the `gunicorn.backlog` metric until then. Inherited sockets "
+     "(`fd://`, systemd, `GUNICORN_FD`) are left as they are."),
     ("Dead master", "workers exit within a second of the master being killed (`PR_SET_PDEATHSIG`); gunicorn's "
      "notice it only on their next poll."),
     ("HUP with a broken config", "a config error during a SIGHUP reload keeps the previous configuration and "

@@ -142,7 +142,7 @@ impl Listener {
     /// gunicorn's `get_backlog()`: the accept queue length of a TCP listener, -1 for a unix one.
     pub fn backlog(&self) -> i64 {
         match self.family {
-            Family::Tcp => super::tcp_info::unacked(self.socket.as_fd()),
+            Family::Tcp => super::tcp_sockopt::unacked(self.socket.as_fd()),
             Family::Unix => -1,
         }
     }
@@ -193,6 +193,8 @@ fn bind_one(addr: &BindAddr, backlog: i32, umask: u32) -> std::io::Result<Listen
             socket.set_nodelay(true)?;
             socket.bind(&sa.into())?;
             socket.listen(backlog)?;
+            // An optimisation only: a kernel without it accepts connections as they come.
+            let _ = super::tcp_sockopt::defer_accept(socket.as_fd());
             Ok(Listener {
                 socket,
                 family: Family::Tcp,

@@ -8,4 +8,4 @@ pub mod listeners;
 pub mod pidfile;
 pub mod stream;
 pub mod systemd;
-pub mod tcp_info;
+pub mod tcp_sockopt;
