@@ -122,7 +122,7 @@ impl Conn {
     ) -> Conn {
         Conn {
             stream,
-            buf: ReadBuf::pooled(),
+            buf: ReadBuf::with_capacity(8192),
             read_cap: HEAD_READ,
             peer,
             listener,
@@ -430,9 +430,14 @@ impl Conn {
     /// gunicorn's graceful close: shut the write side, then read and discard what the client
     /// still sends (up to 64 KiB, for up to 2 s), so the close does not turn into an RST that
     /// would destroy the response in flight. TLS sends `close_notify` first.
-    pub async fn close_graceful(self) {
+    pub async fn close_graceful(mut self) {
         if self.send_held().await.is_err() {
             return;
+        }
+        if let Some(tls) = &self.tls {
+            tls.lock().unwrap_or_else(|e| e.into_inner()).close_notify();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.flush_tls_async())
+                .await;
         }
         // The client asked to close and its request was read to its end, with nothing else
         // received: it sends nothing more, so closing now cannot turn into an RST, and the
@@ -450,18 +455,6 @@ impl Conn {
             if matches!(peek, Err(nix::errno::Errno::EAGAIN) | Ok(0)) {
                 return;
             }
-        }
-        // Boxed: its timers make this future large, and it is part of every connection task.
-        Box::pin(self.close_draining()).await;
-    }
-
-    /// The slow end of [`Conn::close_graceful`]: TLS `close_notify`, then the half-close and
-    /// a bounded drain of what the client still sends, so that the close is not an RST.
-    async fn close_draining(mut self) {
-        if let Some(tls) = &self.tls {
-            tls.lock().unwrap_or_else(|e| e.into_inner()).close_notify();
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.flush_tls_async())
-                .await;
         }
         let _ = shutdown(self.fd(), Shutdown::Write);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);

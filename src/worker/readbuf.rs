@@ -1,23 +1,6 @@
 //! A connection's read buffer: bytes live in `data[start..end]`; the storage is zeroed once
 //! when it grows, never before each read (zero-filling a large buffer per `recv` was a
 //! measurable share of a worker's CPU).
-//!
-//! A connection's buffer comes from, and goes back to, a small pool per thread: a new
-//! connection reuses a buffer already in the cache instead of zeroing 8 KiB of fresh memory
-//! (with one request per connection, the zeroing was most of the memory a request touched in
-//! rgun). A reused buffer still holds an earlier connection's bytes outside `start..end`;
-//! nothing reads there: `spare` hands that region out only to be written.
-
-use std::cell::RefCell;
-
-/// The size a connection's buffer starts at, and the only size that is pooled.
-pub const POOLED: usize = 8192;
-/// Buffers kept per thread (bounded: a burst of connections does not pin its memory).
-const POOL_MAX: usize = 16;
-
-thread_local! {
-    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-}
 
 /// Received, not yet consumed bytes, plus room to receive more.
 #[derive(Debug, Default)]
@@ -31,16 +14,6 @@ impl ReadBuf {
     pub fn with_capacity(n: usize) -> ReadBuf {
         ReadBuf {
             data: vec![0; n],
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// A [`POOLED`]-byte buffer, from this thread's pool when it has one.
-    pub fn pooled() -> ReadBuf {
-        let reused = POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten();
-        ReadBuf {
-            data: reused.unwrap_or_else(|| vec![0; POOLED]),
             start: 0,
             end: 0,
         }
@@ -87,41 +60,9 @@ impl ReadBuf {
     }
 }
 
-impl Drop for ReadBuf {
-    fn drop(&mut self) {
-        // A grown buffer is freed: only the common size is worth keeping.
-        if self.data.len() != POOLED {
-            return;
-        }
-        let data = std::mem::take(&mut self.data);
-        // `try_with`: at thread exit the pool may already be gone.
-        let _ = POOL.try_with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() < POOL_MAX {
-                p.push(data);
-            }
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_dropped_buffer_is_reused_and_a_grown_one_is_not() {
-        let first = ReadBuf::pooled();
-        let addr = first.data.as_ptr();
-        drop(first);
-        let mut again = ReadBuf::pooled();
-        assert_eq!(again.data.as_ptr(), addr);
-        assert_eq!(again.pending(), b"");
-        again.spare(POOLED * 2, POOLED * 2);
-        assert!(again.data.len() > POOLED);
-        drop(again);
-        let fresh = ReadBuf::pooled();
-        assert_eq!(fresh.data.len(), POOLED);
-    }
 
     #[test]
     fn fill_consume_and_compact() {

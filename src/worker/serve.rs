@@ -498,30 +498,17 @@ enum HeadRead {
     Close,
 }
 
-/// Wraps an accepted socket in a connection. `None` on a TLS listener when the `ssl_context`
-/// hook failed (the error was logged and answered) or the client left.
+/// Wraps an accepted socket in a connection, with its TLS session on TLS listeners. `None`
+/// when the `ssl_context` hook failed (the error was logged and answered) or the client left.
 async fn open(
     srv: &Server,
     stream: Stream,
     peer: Option<std::net::SocketAddr>,
     info: Arc<ListenerInfo>,
 ) -> Option<Conn> {
-    match &srv.tls {
-        None => Some(Conn::new(stream, peer, info, None)),
-        // Boxed: the TLS set-up's future is most of a connection task's size, and a task is
-        // moved in memory (several KiB per connection) when it is spawned and when it ends.
-        Some(tls) => Box::pin(open_tls(srv, tls, stream, peer, info)).await,
-    }
-}
-
-/// [`open`] on a TLS listener: the connection with its TLS session.
-async fn open_tls(
-    srv: &Server,
-    tls: &super::tls::Tls,
-    stream: Stream,
-    peer: Option<std::net::SocketAddr>,
-    info: Arc<ListenerInfo>,
-) -> Option<Conn> {
+    let Some(tls) = &srv.tls else {
+        return Some(Conn::new(stream, peer, info, None));
+    };
     // gunicorn's gthread worker wraps the socket once the client has sent something.
     if tls.calls_hook() && srv.gthread {
         let ready = async { stream.readable().await.map(|_| ()) };
@@ -709,8 +696,7 @@ async fn read_head(srv: &Server, conn: &mut Conn, peer: &Peer, first: bool) -> H
                 return HeadRead::Head(Box::new(head));
             }
             Ok(Status::Partial) => {}
-            // Boxed (here and below): a rare path, kept out of every connection task's size.
-            Err(e) => return Box::pin(reject(srv, conn, e)).await,
+            Err(e) => return reject(srv, conn, e).await,
         }
         let idle = conn.pending().is_empty() && !first;
         let read = if idle {
@@ -733,7 +719,7 @@ async fn read_head(srv: &Server, conn: &mut Conn, peer: &Peer, first: bool) -> H
                         observe::debug("Closing connection. ");
                         HeadRead::Close
                     }
-                    Some(e) => Box::pin(reject(srv, conn, e)).await,
+                    Some(e) => reject(srv, conn, e).await,
                 };
             }
             Ok(Ok(_)) => {}
