@@ -1,8 +1,9 @@
 //! Time formatting for logs and the `Date` header, cached per second.
 //!
-//! gunicorn formats log times in local time with a numeric offset. The offset is read once per
-//! process start ([`local_offset_init`], in the single-threaded master), because reading it later
-//! is unsound in a multi-threaded process.
+//! gunicorn formats log times in local time with a numeric offset (`time.localtime()`), so the
+//! offset follows daylight saving time. The local time zone is loaded once per process start
+//! ([`local_offset_init`], in the single-threaded master: the `TZ` variable is read there and
+//! never again), and the offset of each new second is looked up in its rules.
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
@@ -12,17 +13,28 @@ use time::{
     OffsetDateTime, UtcOffset, format_description::BorrowedFormatItem, macros::format_description,
 };
 
-static OFFSET: OnceLock<UtcOffset> = OnceLock::new();
+static LOCAL_ZONE: OnceLock<jiff::tz::TimeZone> = OnceLock::new();
 
-/// Reads the local UTC offset. Call while the process has one thread.
+/// Loads the local time zone (`TZ`, else `/etc/localtime`; UTC when neither can be read). Call
+/// while the process has one thread.
 pub fn local_offset_init() {
-    let off = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
-    let _ = OFFSET.set(off);
+    let _ = LOCAL_ZONE.set(jiff::tz::TimeZone::system());
 }
 
-fn now_local() -> OffsetDateTime {
-    let off = OFFSET.get().copied().unwrap_or(UtcOffset::UTC);
-    OffsetDateTime::from(SystemTime::now()).to_offset(off)
+/// The local UTC offset at `unix_second`, by the zone's rules (UTC before
+/// [`local_offset_init`]).
+fn local_offset_at(unix_second: i64) -> UtcOffset {
+    let Some(zone) = LOCAL_ZONE.get() else {
+        return UtcOffset::UTC;
+    };
+    offset_in(zone, unix_second)
+}
+
+fn offset_in(zone: &jiff::tz::TimeZone, unix_second: i64) -> UtcOffset {
+    jiff::Timestamp::from_second(unix_second)
+        .ok()
+        .and_then(|t| UtcOffset::from_whole_seconds(zone.to_offset(t).seconds()).ok())
+        .unwrap_or(UtcOffset::UTC)
 }
 
 const ERROR_LOG_FMT: &[BorrowedFormatItem<'_>] = format_description!(
@@ -52,12 +64,13 @@ fn cached(
     f: impl FnOnce(OffsetDateTime) -> String,
     out: &mut String,
 ) {
-    let now = now_local();
+    let now = OffsetDateTime::from(SystemTime::now());
+    let second = now.unix_timestamp();
     cell.with(|c| {
         let mut c = c.borrow_mut();
-        if c.second != now.unix_timestamp() {
-            c.second = now.unix_timestamp();
-            c.text = f(now);
+        if c.second != second {
+            c.second = second;
+            c.text = f(now.to_offset(local_offset_at(second)));
         }
         out.push_str(&c.text);
     });
@@ -109,5 +122,23 @@ mod tests {
         let mut d = String::new();
         http_date(&mut d);
         assert!(d.ends_with(" GMT") && d.len() == 29, "{d}");
+    }
+
+    #[test]
+    fn the_offset_follows_daylight_saving_time() {
+        // Central European rules, without the system's time zone database.
+        let zone = jiff::tz::TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        // 2026-01-15 12:00 UTC: winter time.
+        assert_eq!(offset_in(&zone, 1_768_478_400).whole_seconds(), 3600);
+        // 2026-07-15 12:00 UTC: summer time.
+        assert_eq!(offset_in(&zone, 1_784_116_800).whole_seconds(), 7200);
+        // A formatted summer line shows +0200.
+        let t = OffsetDateTime::from_unix_timestamp(1_784_116_800)
+            .unwrap()
+            .to_offset(offset_in(&zone, 1_784_116_800));
+        assert_eq!(
+            t.format(ERROR_LOG_FMT).unwrap(),
+            "[2026-07-15 14:00:00 +0200]"
+        );
     }
 }
