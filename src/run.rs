@@ -13,7 +13,7 @@ use crate::python::{self, app::WorkerClass};
 
 /// Runs rgun with `argv` and returns the exit code.
 pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
-    observe::local_offset_init();
+    observe::local_zone_init();
     let cfg = match config::load(py, argv) {
         Loaded::Run(cfg) => cfg,
         Loaded::Exit(code) => return code,

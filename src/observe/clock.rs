@@ -2,7 +2,7 @@
 //!
 //! gunicorn formats log times in local time with a numeric offset (`time.localtime()`), so the
 //! offset follows daylight saving time. The local time zone is loaded once per process start
-//! ([`local_offset_init`], in the single-threaded master: the `TZ` variable is read there and
+//! ([`local_zone_init`], in the single-threaded master: the `TZ` variable is read there and
 //! never again), and the offset of each new second is looked up in its rules.
 
 use std::cell::RefCell;
@@ -17,12 +17,12 @@ static LOCAL_ZONE: OnceLock<jiff::tz::TimeZone> = OnceLock::new();
 
 /// Loads the local time zone (`TZ`, else `/etc/localtime`; UTC when neither can be read). Call
 /// while the process has one thread.
-pub fn local_offset_init() {
+pub fn local_zone_init() {
     let _ = LOCAL_ZONE.set(jiff::tz::TimeZone::system());
 }
 
 /// The local UTC offset at `unix_second`, by the zone's rules (UTC before
-/// [`local_offset_init`]).
+/// [`local_zone_init`]).
 fn local_offset_at(unix_second: i64) -> UtcOffset {
     let Some(zone) = LOCAL_ZONE.get() else {
         return UtcOffset::UTC;

@@ -11,7 +11,7 @@ mod error_log;
 pub mod statsd;
 
 pub use access_log::{AccessFormat, AccessRecord, ErrorRecord};
-pub use clock::{http_date, local_offset_init};
+pub use clock::{http_date, local_zone_init};
 pub use error_log::{
     External, Level, Sink, critical, debug, enabled, error, error_with_traceback, exception, info,
     init, init_external, reopen, warning, write,

@@ -41,7 +41,7 @@ pub fn unacked(_fd: BorrowedFd<'_>) -> i64 {
 /// How long a connection that has sent nothing stays with the kernel before a worker gets it.
 /// Linux counts this in SYN-ACK retransmissions: 1 s is one, so such a connection is handed over
 /// at the client's answer to the first retransmission, about a second after it connected.
-pub const DEFER_ACCEPT_SECS: i32 = 1;
+const DEFER_ACCEPT_SECS: i32 = 1;
 
 /// Sets `TCP_DEFER_ACCEPT` on a listening socket: the kernel hands a connection to `accept`
 /// once the client's first bytes have arrived (or after [`DEFER_ACCEPT_SECS`] without any), so a
