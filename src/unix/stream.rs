@@ -92,3 +92,23 @@ pub fn register_listener(sock: socket2::Socket) -> io::Result<AsyncFd<socket2::S
     let r = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) };
     r.map_err(|e| e.into_parts().1)
 }
+
+/// One `recv` into the spare capacity of `buf`, at most `max` bytes, without zeroing that
+/// memory first; `buf`'s length grows by the count received. Zero-filling an 8 KiB read buffer
+/// for every connection was a sixth of the instructions of a `Connection: close` request.
+pub fn recv_spare(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let len = spare.len().min(max);
+    // SAFETY: `spare` is writable memory owned by `buf`, valid for `len` bytes; `recv` writes
+    // at most `len` bytes there and touches nothing else.
+    #[allow(unsafe_code)]
+    let n = unsafe { nix::libc::recv(fd, spare.as_mut_ptr().cast(), len, 0) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the kernel initialized the first `n` (≤ `len`) bytes of the spare capacity, the
+    // bytes right after the current length.
+    #[allow(unsafe_code)]
+    unsafe {
+        buf.set_len(buf.len() + n)
+    };
+    Ok(n)
+}

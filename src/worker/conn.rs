@@ -489,10 +489,7 @@ fn read_into(
 /// One `recv` into `buf`, at most `cap` bytes: the count, and whether it came back short (the
 /// socket had no more bytes at that moment).
 fn read_plain(fd: RawFd, buf: &mut ReadBuf, cap: usize) -> io::Result<(usize, bool)> {
-    let spare = buf.spare(cap.min(READ_CHUNK), cap);
-    let asked = spare.len();
-    let n = recv(fd, spare, MsgFlags::empty()).map_err(io::Error::from)?;
-    buf.filled(n);
+    let (n, asked) = buf.recv_from(fd, cap.min(READ_CHUNK), cap)?;
     Ok((n, n < asked))
 }
 

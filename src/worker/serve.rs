@@ -419,14 +419,18 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
                 // One connection per turn (like gunicorn's one accept per poller event): the
                 // new connection is served before this worker takes another, so a burst of
                 // connects is shared with the sibling workers instead of landing on one.
+                // Boxed: tokio moves a task's future (about 3 KB here) into the task and
+                // overwrites it in place when it completes, whole-size copies each; a box is
+                // copied once.
+                let task = Box::pin(serve_conn(srv.clone(), stream, peer, info.clone()));
                 if srv.threads > 1 {
                     srv.starting.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(serve_conn(srv.clone(), stream, peer, info.clone()));
+                    tokio::spawn(task);
                     if !wait_started(&srv).await {
                         return;
                     }
                 } else {
-                    tokio::spawn(serve_conn(srv.clone(), stream, peer, info.clone()));
+                    tokio::spawn(task);
                     next_turn(&srv).await;
                 }
             }
