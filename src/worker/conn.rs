@@ -445,6 +445,11 @@ impl Conn {
         // the server closes (the sync worker, max_requests), the client may send its next
         // request at any moment: that needs the half-close and the drain.
         if self.client_done && self.tls.is_none() && self.buf.pending().is_empty() {
+            // The last read emptied the socket: nothing to look for (a client that sends bytes
+            // after a `Connection: close` request gets the RST gunicorn would send it).
+            if self.buf.drained() {
+                return;
+            }
             let mut probe = [0u8; 1];
             // Nothing pending (EAGAIN), or the client closed already (EOF).
             let peek = recv(

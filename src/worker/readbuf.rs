@@ -10,6 +10,8 @@ pub struct ReadBuf {
     data: Vec<u8>,
     start: usize,
     end: usize,
+    /// The last read was a plain `recv` that came back short: the socket had nothing more.
+    drained: bool,
 }
 
 impl ReadBuf {
@@ -19,6 +21,7 @@ impl ReadBuf {
             data: Vec::with_capacity(n),
             start: 0,
             end: 0,
+            drained: false,
         }
     }
 
@@ -71,14 +74,22 @@ impl ReadBuf {
     ) -> std::io::Result<(usize, usize)> {
         let asked = self.room(min, max);
         self.data.truncate(self.end);
+        self.drained = false;
         let n = crate::unix::stream::recv_spare(fd, &mut self.data, asked)?;
         self.end += n;
+        self.drained = n < asked;
         Ok((n, asked))
+    }
+
+    /// Whether the last read was a plain `recv` that left nothing in the socket.
+    pub fn drained(&self) -> bool {
+        self.drained
     }
 
     /// Free space at the end, at least `min` bytes and at most `max`, for the next read (zeroed
     /// the first time the storage reaches that far).
     pub fn spare(&mut self, min: usize, max: usize) -> &mut [u8] {
+        self.drained = false;
         let stop = self.end + self.room(min, max);
         if self.data.len() < stop {
             self.data.resize(stop, 0);
@@ -123,12 +134,14 @@ mod tests {
         // Room is capped at `max` and at least `min`.
         assert_eq!(b.recv_from(rx.as_raw_fd(), 2, 3).unwrap(), (3, 3));
         assert_eq!(b.pending(), b"hel");
+        assert!(!b.drained(), "a full read may have left bytes behind");
         b.consume(1);
         // Growing keeps what is pending.
         let (n, asked) = b.recv_from(rx.as_raw_fd(), 16, 64).unwrap();
         assert!(asked >= 16);
         assert_eq!(n, 8);
         assert_eq!(b.pending(), b"ello world");
+        assert!(b.drained());
         // A TLS-style fill after a plain receive appends in order.
         let s = b.spare(2, 2);
         s.copy_from_slice(b"!!");
