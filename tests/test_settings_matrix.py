@@ -908,6 +908,13 @@ def _header_map(ctx):
     assert "HTTP_X_FOO" not in default[1] and default[1]["SCRIPT_NAME"] == "/pre"
     dangerous = both(ctx.pair("--header-map", "dangerous"), _underscore_request())
     assert dangerous[1]["HTTP_X_FOO"] == "1"
+    # `X-Foo` and `X_Foo` share the key HTTP_X_FOO: the values are joined, in order, and a
+    # CONTENT_TYPE look-alike does not join the real Content-Type.
+    shared = both(ctx.pair("--header-map", "dangerous"),
+                  environ(headers=[("X-Foo", "1"), ("Content-Type", "a/b"), ("X_Foo", "2"),
+                                   ("Content_Type", "c/d"), ("x-foo", "3")]))
+    assert shared[1]["HTTP_X_FOO"] == "1,2,3" and shared[1]["CONTENT_TYPE"] == "a/b"
+    assert shared[1]["HTTP_CONTENT_TYPE"] == "c/d"
     refuse = both(ctx.pair("--header-map", "refuse"), environ(headers=[("X_FOO", "1")]))
     assert refuse[0].endswith("400 Bad Request")
 

@@ -59,20 +59,26 @@ thread_local! {
     static DATE: RefCell<PerSecond> = const { RefCell::new(PerSecond { second: i64::MIN, text: String::new() }) };
 }
 
+/// Hands the text for the current second to `emit`, formatting it with `f` only when the
+/// second has changed (the calendar conversion too: most calls only read the clock).
 fn cached(
     cell: &'static std::thread::LocalKey<RefCell<PerSecond>>,
     f: impl FnOnce(OffsetDateTime) -> String,
-    out: &mut String,
+    emit: impl FnOnce(&str),
 ) {
-    let now = OffsetDateTime::from(SystemTime::now());
-    let second = now.unix_timestamp();
+    let now = SystemTime::now();
+    let second = match now.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX) - 1,
+    };
     cell.with(|c| {
         let mut c = c.borrow_mut();
         if c.second != second {
             c.second = second;
-            c.text = f(now.to_offset(local_offset_at(second)));
+            let now = OffsetDateTime::from(now);
+            c.text = f(now.to_offset(local_offset_at(now.unix_timestamp())));
         }
-        out.push_str(&c.text);
+        emit(&c.text);
     });
 }
 
@@ -81,7 +87,7 @@ pub(crate) fn error_log_time(out: &mut String) {
     cached(
         &ERROR_TS,
         |t| t.format(ERROR_LOG_FMT).unwrap_or_default(),
-        out,
+        |t| out.push_str(t),
     );
 }
 
@@ -90,12 +96,12 @@ pub(crate) fn access_log_time(out: &mut String) {
     cached(
         &ACCESS_TS,
         |t| t.format(ACCESS_FMT).unwrap_or_default(),
-        out,
+        |t| out.push_str(t),
     );
 }
 
 /// `Sat, 28 Nov 2026 00:12:43 GMT` for the `Date` response header.
-pub fn http_date(out: &mut String) {
+pub fn http_date(out: &mut Vec<u8>) {
     cached(
         &DATE,
         |t| {
@@ -103,7 +109,7 @@ pub fn http_date(out: &mut String) {
                 .format(HTTP_DATE_FMT)
                 .unwrap_or_default()
         },
-        out,
+        |t| out.extend_from_slice(t.as_bytes()),
     );
 }
 
@@ -119,8 +125,9 @@ mod tests {
         let mut a = String::new();
         access_log_time(&mut a);
         assert_eq!(a.len(), "[28/Nov/2026:00:12:43 +0000]".len(), "{a}");
-        let mut d = String::new();
+        let mut d = Vec::new();
         http_date(&mut d);
+        let d = String::from_utf8(d).unwrap();
         assert!(d.ends_with(" GMT") && d.len() == 29, "{d}");
     }
 

@@ -57,6 +57,7 @@ struct Server {
     keepalive: Option<Duration>,
     header_timeout: Duration,
     worker_connections: usize,
+    /// Request slots of a multi-thread runtime (`threads`); unused with one thread.
     slots: Semaphore,
     conns: AtomicUsize,
     conn_closed: Notify,
@@ -397,13 +398,16 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
             }
         }
         // Accept only when a request slot is free right now: busy workers leave new
-        // connections in the backlog for idle siblings.
-        tokio::select! {
-            p = srv.slots.acquire() => drop(p),
-            () = signals::stopped() => {
-                srv.conns.fetch_sub(1, Ordering::Relaxed);
-                srv.conn_closed.notify_waiters();
-                return;
+        // connections in the backlog for idle siblings. (With one runtime thread the slot is
+        // always free whenever this task runs: the app runs on that thread.)
+        if srv.threads > 1 {
+            tokio::select! {
+                p = srv.slots.acquire() => drop(p),
+                () = signals::stopped() => {
+                    srv.conns.fetch_sub(1, Ordering::Relaxed);
+                    srv.conn_closed.notify_waiters();
+                    return;
+                }
             }
         }
         let accepted = tokio::select! {
@@ -571,8 +575,15 @@ async fn serve_conn(
         };
         first = false;
         conn.requests += 1;
-        let Ok(permit) = srv.slots.acquire().await else {
-            break;
+        // Only a multi-thread runtime needs the count: with one thread, nothing else runs
+        // while the app does.
+        let permit = if srv.threads > 1 {
+            let Ok(permit) = srv.slots.acquire().await else {
+                break;
+            };
+            Some(permit)
+        } else {
+            None
         };
         if srv.threads > 1 {
             // The app blocks this runtime thread. Yield once first, so that tokio wakes an idle

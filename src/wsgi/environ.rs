@@ -151,7 +151,7 @@ pub fn fill<'py>(
     let mut host: Option<&str> = None;
     let mut script_name = script_name_env;
     let mut repeated: Vec<(Bound<'py, PyString>, Vec<&str>)> = Vec::new();
-    for (name, value) in &head.headers {
+    for (i, (name, value)) in head.headers.iter().enumerate() {
         match name.as_str() {
             "HOST" => host = Some(value.as_str()).filter(|h| !h.is_empty()),
             "SCRIPT_NAME" => script_name = value,
@@ -171,7 +171,12 @@ pub fn fill<'py>(
             .find(|(k, _)| k.is(&key) || k.as_any().eq(&key).unwrap_or(false))
         {
             vals.push(value);
-        } else if env.contains(&key)? {
+        } else if head.headers[..i]
+            .iter()
+            .any(|(n, _)| n != "CONTENT-TYPE" && n != "CONTENT-LENGTH" && same_key(n, name))
+        {
+            // An earlier header set this key (no other key the environ has so far starts
+            // with `HTTP_`): the values are joined below.
             repeated.push((key, vec![value]));
         } else {
             env.set_item(key, PyString::new(py, value))?;
@@ -274,6 +279,12 @@ pub fn fill<'py>(
     Ok(Ok(()))
 }
 
+/// Whether two header names give the same environ key (`-` and `_` both become `_`).
+fn same_key(a: &str, b: &str) -> bool {
+    let dash = |c: u8| if c == b'-' { b'_' } else { c };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| dash(x) == dash(y))
+}
+
 fn http_key(name: &str) -> String {
     let mut k = String::with_capacity(5 + name.len());
     k.push_str("HTTP_");
@@ -284,6 +295,14 @@ fn http_key(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_differ_only_in_dash_and_underscore_share_a_key() {
+        assert!(same_key("X-A", "X_A"));
+        assert!(same_key("ACCEPT", "ACCEPT"));
+        assert!(!same_key("X-A", "X-B"));
+        assert!(!same_key("X-A", "X-AB"));
+    }
 
     #[test]
     fn unquote_reads_bytes_as_latin1() {

@@ -250,9 +250,7 @@ impl ResponseState {
         }
         latin1(self.status.as_deref().unwrap_or(""), out);
         out.extend_from_slice(b"\r\nServer: rgun\r\nDate: ");
-        let mut date = String::with_capacity(29);
-        observe::http_date(&mut date);
-        out.extend_from_slice(date.as_bytes());
+        observe::http_date(out);
         out.extend_from_slice(b"\r\nConnection: ");
         out.extend_from_slice(connection.as_bytes());
         out.extend_from_slice(b"\r\n");
