@@ -34,32 +34,33 @@ fn is_status(s: &str) -> bool {
 
 /// An RFC 9110 token (gunicorn's `TOKEN_RE`).
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    rgun_h1::is_token(s.as_bytes())
 }
 
+/// Tab, printable ASCII and U+0080..U+00FF (gunicorn's header value check).
 fn is_header_value(s: &str) -> bool {
+    if s.is_ascii() {
+        return s.bytes().all(|b| b == b'\t' || (0x20..=0x7e).contains(&b));
+    }
     s.chars()
         .all(|c| matches!(c as u32, 0x20 | 0x09 | 0x21..=0x7e | 0x80..=0xff))
 }
 
 /// Hop-by-hop headers (and the two gunicorn writes itself), any case.
 fn is_hop_by_hop(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "server",
-        "date",
-    ]
-    .iter()
-    .any(|h| h.eq_ignore_ascii_case(name))
+    let same: &[&str] = match name.len() {
+        2 => &["te"],
+        4 => &["date"],
+        6 => &["server"],
+        7 => &["upgrade"],
+        8 => &["trailers"],
+        10 => &["connection", "keep-alive"],
+        17 => &["transfer-encoding"],
+        18 => &["proxy-authenticate"],
+        19 => &["proxy-authorization"],
+        _ => return false,
+    };
+    same.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// Latin-1 encoding of a str that is known to hold only U+0000..U+00FF.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyTuple};
 
 use super::exchange::Exchange;
 use super::response::HeaderError;
@@ -112,7 +112,12 @@ impl StartResponse {
         let to_py = |e: HeaderError| header_error_to_py(py, e);
         ex.resp.set_status(status).map_err(to_py)?;
         for item in headers.try_iter()? {
-            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            let item = item?;
+            // Apps pass 2-tuples; anything else unpacks like gunicorn's `for name, value in`.
+            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = match item.cast::<PyTuple>() {
+                Ok(t) if t.len() == 2 => (t.get_item(0)?, t.get_item(1)?),
+                _ => item.extract()?,
+            };
             if !name.is_instance_of::<pyo3::types::PyString>() {
                 return Err(PyTypeError::new_err(format!(
                     "{} is not a string",
@@ -187,7 +192,12 @@ impl EarlyHints {
         }
         let mut out = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
         for item in headers.try_iter()? {
-            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            let item = item?;
+            // Apps pass 2-tuples; anything else unpacks like gunicorn's `for name, value in`.
+            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = match item.cast::<PyTuple>() {
+                Ok(t) if t.len() == 2 => (t.get_item(0)?, t.get_item(1)?),
+                _ => item.extract()?,
+            };
             let name = latin1_str(&name)?;
             let value = latin1_str(&value)?;
             let quoted = pyo3::types::PyString::new(headers.py(), &name)

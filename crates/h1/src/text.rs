@@ -48,7 +48,7 @@ pub(crate) const fn is_tchar(b: u8) -> bool {
 }
 
 /// A non-empty run of `tchar`s (gunicorn's `TOKEN_RE.fullmatch`).
-pub(crate) fn is_token(s: &[u8]) -> bool {
+pub fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
