@@ -568,8 +568,12 @@ async fn serve_conn(
     let mut first = true;
     // What the parser needs to know about the peer, computed once per connection.
     let peer = peer_of(&srv, &conn);
+    // The keep-alive timer, one per connection: each wait pushes its deadline later, which
+    // tokio does without touching its timer wheel (a new timer per request did).
+    let idle = tokio::time::sleep(srv.keepalive.unwrap_or_default());
+    tokio::pin!(idle);
     loop {
-        let head = match read_head(&srv, &mut conn, &peer, first).await {
+        let head = match read_head(&srv, &mut conn, &peer, first, idle.as_mut()).await {
             HeadRead::Head(h) => *h,
             HeadRead::Close => break,
         };
@@ -695,7 +699,13 @@ fn peer_of(srv: &Server, conn: &Conn) -> Peer {
     }
 }
 
-async fn read_head(srv: &Server, conn: &mut Conn, peer: &Peer, first: bool) -> HeadRead {
+async fn read_head(
+    srv: &Server,
+    conn: &mut Conn,
+    peer: &Peer,
+    first: bool,
+    mut idle: std::pin::Pin<&mut tokio::time::Sleep>,
+) -> HeadRead {
     // Incremental: a head that arrives a byte at a time costs linear time.
     let mut parser = HeadParser::new();
     conn.set_read_cap(super::conn::HEAD_READ);
@@ -713,13 +723,16 @@ async fn read_head(srv: &Server, conn: &mut Conn, peer: &Peer, first: bool) -> H
             Ok(Status::Partial) => {}
             Err(e) => return reject(srv, conn, e).await,
         }
-        let idle = conn.pending().is_empty() && !first;
-        let read = if idle {
+        let between_requests = conn.pending().is_empty() && !first;
+        let read = if between_requests {
             let Some(ka) = srv.keepalive else {
                 return HeadRead::Close;
             };
+            idle.as_mut().reset(tokio::time::Instant::now() + ka);
             tokio::select! {
-                r = tokio::time::timeout(ka, conn.read_more()) => r,
+                biased;
+                r = conn.read_more() => Ok(r),
+                () = &mut idle => return HeadRead::Close,
                 () = signals::stopped() => return HeadRead::Close,
             }
         } else {
