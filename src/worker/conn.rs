@@ -8,7 +8,7 @@
 //!   meanwhile, so nothing would see tokio's readiness events for it). tokio's readiness cache
 //!   may then be stale, which only costs it one `EAGAIN`.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Arc, Mutex};
@@ -366,29 +366,22 @@ impl Conn {
             return self.flush_tls_blocking(waiter);
         }
         // One `sendmsg` for all the pieces (status line and headers, chunk framing, body):
-        // one syscall and, for small responses, one TCP segment.
-        let mut bufs: Vec<&[u8]> = bufs.iter().copied().filter(|b| !b.is_empty()).collect();
-        while !bufs.is_empty() {
-            let iov: Vec<std::io::IoSlice<'_>> =
-                bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
-            match sendmsg::<()>(fd.as_raw_fd(), &iov, &[], MsgFlags::MSG_NOSIGNAL, None) {
-                Ok(mut n) => {
-                    while n > 0 {
-                        if n >= bufs[0].len() {
-                            n -= bufs[0].len();
-                            bufs.remove(0);
-                        } else {
-                            bufs[0] = &bufs[0][n..];
-                            n = 0;
-                        }
-                    }
-                }
-                Err(nix::errno::Errno::EAGAIN) => waiter.wait(fd, PollFlags::POLLOUT)?,
-                Err(nix::errno::Errno::EINTR) => waiter.check_signals()?,
-                Err(e) => return Err(IoStop::Io(io::Error::from(e))),
+        // one syscall and, for small responses, one TCP segment. The pieces are few: their
+        // slices live on the stack.
+        const ON_STACK: usize = 8;
+        let pieces = bufs.iter().filter(|b| !b.is_empty());
+        if bufs.len() <= ON_STACK {
+            let mut iov = [IoSlice::new(&[]); ON_STACK];
+            let mut n = 0;
+            for b in pieces {
+                iov[n] = IoSlice::new(b);
+                n += 1;
             }
+            send_all(fd, &mut iov[..n], waiter)
+        } else {
+            let mut iov: Vec<IoSlice<'_>> = pieces.map(|b| IoSlice::new(b)).collect();
+            send_all(fd, &mut iov, waiter)
         }
-        Ok(())
     }
 
     /// Writes all of `data` asynchronously (error pages, `100 Continue` outside the app).
@@ -489,6 +482,23 @@ fn read_into(
             .unwrap_or_else(|e| e.into_inner())
             .read(fd, buf, cap),
     }
+}
+
+/// Sends every byte of `iov` with `sendmsg`, waiting while the socket is full.
+fn send_all(
+    fd: BorrowedFd<'_>,
+    mut iov: &mut [IoSlice<'_>],
+    waiter: &Waiter,
+) -> Result<(), IoStop> {
+    while !iov.is_empty() {
+        match sendmsg::<()>(fd.as_raw_fd(), iov, &[], MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) => IoSlice::advance_slices(&mut iov, n),
+            Err(nix::errno::Errno::EAGAIN) => waiter.wait(fd, PollFlags::POLLOUT)?,
+            Err(nix::errno::Errno::EINTR) => waiter.check_signals()?,
+            Err(e) => return Err(IoStop::Io(io::Error::from(e))),
+        }
+    }
+    Ok(())
 }
 
 /// One `recv` into `buf`, at most `cap` bytes: the count, and whether it came back short (the

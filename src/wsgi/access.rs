@@ -12,7 +12,7 @@ use crate::observe::AccessRecord;
 pub struct Record<'a, 'py> {
     pub environ: &'a Bound<'py, PyDict>,
     pub headers: &'a [(String, String)],
-    pub resp_headers: &'a [(String, String)],
+    pub resp_headers: &'a super::header_list::HeaderList,
     pub status: String,
     pub sent: Option<u64>,
     pub duration: Duration,
@@ -56,11 +56,7 @@ impl AccessRecord for Record<'_, '_> {
     }
 
     fn response_header(&self, lower: &str) -> Option<String> {
-        self.resp_headers
-            .iter()
-            .rev()
-            .find(|(n, _)| n.eq_ignore_ascii_case(lower))
-            .map(|(_, v)| v.clone())
+        self.resp_headers.last(lower).map(str::to_string)
     }
 
     fn status(&self) -> String {

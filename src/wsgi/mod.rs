@@ -7,6 +7,7 @@
 mod access;
 pub(crate) mod environ;
 mod exchange;
+mod header_list;
 mod input;
 mod response;
 mod start_response;
@@ -791,7 +792,7 @@ fn response_object(py: Python<'_>, st: &Statics, r: &ResponseState) -> Py<PyAny>
         let kw = PyDict::new(py);
         kw.set_item("status", r.status.clone())?;
         kw.set_item("status_code", r.status_code)?;
-        kw.set_item("headers", r.headers.clone())?;
+        kw.set_item("headers", r.headers.to_pairs())?;
         kw.set_item("headers_sent", r.headers_sent)?;
         kw.set_item("response_length", r.response_length)?;
         kw.set_item("sent", r.sent)?;

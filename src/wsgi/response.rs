@@ -2,6 +2,7 @@
 //! hop-by-hop filtering, the header block, Content-Length truncation, chunked framing, and the
 //! no-body rules for HEAD/1xx/204/304.
 
+use super::header_list::HeaderList;
 use crate::observe;
 use crate::worker::conn::{Conn, IoStop, Waiter};
 
@@ -77,7 +78,7 @@ pub struct ResponseState {
     pub status: Option<String>,
     pub status_code: Option<u16>,
     /// The app's headers after the hop-by-hop filter.
-    pub headers: Vec<(String, String)>,
+    pub headers: HeaderList,
     pub headers_sent: bool,
     pub chunked: bool,
     pub must_close: bool,
@@ -88,7 +89,8 @@ pub struct ResponseState {
     warned: bool,
     /// Request facts the response depends on.
     pub version: (u8, u8),
-    pub method: String,
+    /// The request's method (the common ones without an allocation).
+    pub method: std::borrow::Cow<'static, str>,
     pub req_should_close: bool,
 }
 
@@ -102,7 +104,7 @@ impl ResponseState {
         ResponseState {
             status: None,
             status_code: None,
-            headers: Vec::new(),
+            headers: HeaderList::default(),
             headers_sent: false,
             chunked: false,
             must_close: force_close,
@@ -112,7 +114,12 @@ impl ResponseState {
             omits_body: false,
             warned: false,
             version,
-            method: method.to_string(),
+            method: match method {
+                "GET" => "GET".into(),
+                "HEAD" => "HEAD".into(),
+                "POST" => "POST".into(),
+                other => other.to_string().into(),
+            },
             req_should_close,
         }
     }
@@ -141,15 +148,11 @@ impl ResponseState {
     }
 
     /// Validates and records `start_response(status, headers)`.
-    pub fn start(
-        &mut self,
-        status: String,
-        headers: Vec<(String, String)>,
-    ) -> Result<(), HeaderError> {
+    pub fn start(&mut self, status: String, headers: &[(&str, &str)]) -> Result<(), HeaderError> {
         self.set_status(status)?;
         for (name, value) in headers {
-            if !is_token(&name) {
-                return Err(HeaderError::Name(name));
+            if !is_token(name) {
+                return Err(HeaderError::Name(name.to_string()));
             }
             self.add_header(name, value)?;
         }
@@ -173,33 +176,28 @@ impl ResponseState {
 
     /// Records one app header (its name already checked to be a token): value validation,
     /// Content-Length, the hop-by-hop filter.
-    pub fn add_header(&mut self, name: String, value: String) -> Result<(), HeaderError> {
-        if !is_header_value(&value) {
-            return Err(HeaderError::Value(name));
+    pub fn add_header(&mut self, name: &str, value: &str) -> Result<(), HeaderError> {
+        if !is_header_value(value) {
+            return Err(HeaderError::Value(name.to_string()));
         }
-        let trimmed = value.trim_matches([' ', '\t']);
-        let value = if trimmed.len() == value.len() {
-            value
-        } else {
-            trimmed.to_string()
-        };
+        let value = value.trim_matches([' ', '\t']);
         if name.eq_ignore_ascii_case("content-length") {
             let n: i128 = value
                 .trim()
                 .parse()
-                .map_err(|_| HeaderError::Length(value.clone()))?;
+                .map_err(|_| HeaderError::Length(value.to_string()))?;
             self.response_length = Some(u64::try_from(n).unwrap_or(0));
-        } else if is_hop_by_hop(&name) {
+        } else if is_hop_by_hop(name) {
             if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("upgrade") {
                 self.upgrade = true;
             } else if name.eq_ignore_ascii_case("upgrade")
                 && value.eq_ignore_ascii_case("websocket")
             {
-                self.headers.push((name, value));
+                self.headers.push(name, value);
             }
             return Ok(());
         }
-        self.headers.push((name, value));
+        self.headers.push(name, value);
         Ok(())
     }
 
@@ -211,7 +209,7 @@ impl ResponseState {
         self.omits_body = self.method == "HEAD" || code == Some(304) || informational_or_204;
         if self.omits_body && informational_or_204 {
             self.headers
-                .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+                .retain(|k, _| !k.eq_ignore_ascii_case("content-length"));
             self.response_length = None;
         }
         self.chunked = self.response_length.is_none() && self.version > (1, 0) && !self.omits_body;
@@ -231,11 +229,7 @@ impl ResponseState {
     /// The header block: status line, Server, Date, Connection, [chunked], the app's headers.
     pub fn header_block(&self, out: &mut Vec<u8>) {
         // One allocation for the whole block: fixed lines plus the app's headers.
-        let app_len: usize = self
-            .headers
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 4)
-            .sum();
+        let app_len = self.headers.wire_len();
         out.reserve(128 + self.status.as_ref().map_or(0, String::len) + app_len);
         let connection = if self.upgrade {
             "upgrade"
@@ -258,12 +252,12 @@ impl ResponseState {
         if self.chunked {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         }
-        for (k, v) in &self.headers {
+        self.headers.for_each(|k, v| {
             latin1(k, out);
             out.extend_from_slice(b": ");
             latin1(v, out);
             out.extend_from_slice(b"\r\n");
-        }
+        });
         out.extend_from_slice(b"\r\n");
     }
 
@@ -372,14 +366,7 @@ mod tests {
         version: (u8, u8),
     ) -> ResponseState {
         let mut r = ResponseState::new(version, method, false, false);
-        r.start(
-            status.into(),
-            headers
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
-        )
-        .unwrap();
+        r.start(status.into(), headers).unwrap();
         r
     }
 
@@ -387,11 +374,11 @@ mod tests {
     fn status_validation_matches_gunicorn() {
         let mut r = ResponseState::new((1, 1), "GET", false, false);
         assert!(matches!(
-            r.start("20 OK".into(), vec![]),
+            r.start("20 OK".into(), &[]),
             Err(HeaderError::Status(_))
         ));
         let mut r = ResponseState::new((1, 1), "GET", false, false);
-        assert!(r.start("200".into(), vec![]).is_ok());
+        assert!(r.start("200".into(), &[]).is_ok());
     }
 
     #[test]
@@ -402,7 +389,10 @@ mod tests {
             "GET",
             (1, 1),
         );
-        assert_eq!(r.headers, vec![("X-A".to_string(), "b".to_string())]);
+        assert_eq!(
+            r.headers.to_pairs(),
+            vec![("X-A".to_string(), "b".to_string())]
+        );
         assert!(r.chunked);
         let r = started("204 No Content", &[("Content-Length", "5")], "GET", (1, 1));
         assert!(r.headers.is_empty() && !r.chunked && r.response_length.is_none());

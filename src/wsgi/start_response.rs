@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use super::exchange::Exchange;
 use super::response::HeaderError;
@@ -124,18 +124,18 @@ impl StartResponse {
                     repr(&name)
                 )));
             }
-            let name_s: String = name.extract()?;
-            if !super::response::is_token(&name_s) {
+            let name_s = name.cast::<PyString>()?.to_str()?;
+            if !super::response::is_token(name_s) {
                 return Err(header_error(py, "InvalidResponseHeaderName", repr(&name)));
             }
-            if !value.is_instance_of::<pyo3::types::PyString>() {
+            let Ok(value_s) = value.cast::<PyString>() else {
                 return Err(PyTypeError::new_err(format!(
                     "{} is not a string",
                     repr(&value)
                 )));
-            }
+            };
             ex.resp
-                .add_header(name_s, value.extract::<String>()?)
+                .add_header(name_s, value_s.to_str()?)
                 .map_err(to_py)?;
         }
         ex.resp.end_headers();
