@@ -22,34 +22,26 @@ impl HeaderList {
         self.count += 1;
     }
 
-    /// The value of the last header named `name` (any case).
-    pub fn last(&self, name: &str) -> Option<&str> {
+    /// The headers as `(name, value)` pairs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         let mut parts = self.text.split_terminator('\0');
-        let mut found = None;
-        while let (Some(n), Some(v)) = (parts.next(), parts.next()) {
-            if n.eq_ignore_ascii_case(name) {
-                found = Some(v);
-            }
-        }
-        found
+        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
     }
 
-    /// Calls `f` for each header in order (no intermediate storage).
-    pub fn for_each(&self, mut f: impl FnMut(&str, &str)) {
-        let mut parts = self.text.split_terminator('\0');
-        while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
-            f(name, value);
-        }
+    /// The value of the last header named `name` (any case).
+    pub fn last(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .last()
+            .map(|(_, v)| v)
     }
 
     /// Keeps only the headers for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
         let mut kept = HeaderList::default();
-        self.for_each(|n, v| {
-            if keep(n, v) {
-                kept.push(n, v);
-            }
-        });
+        for (n, v) in self.iter().filter(|(n, v)| keep(n, v)) {
+            kept.push(n, v);
+        }
         *self = kept;
     }
 
@@ -65,9 +57,9 @@ impl HeaderList {
 
     /// Owned pairs, for Python (`resp.headers` of the hooks).
     pub fn to_pairs(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        self.for_each(|n, v| out.push((n.to_string(), v.to_string())));
-        out
+        self.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 }
 
@@ -98,8 +90,7 @@ mod tests {
         assert_eq!(h.last("SET-COOKIE"), Some("b=2"));
         assert_eq!(h.last("x-none"), None);
         h.retain(|n, _| n != "X-Empty");
-        let mut names = Vec::new();
-        h.for_each(|n, _| names.push(n.to_string()));
+        let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["Content-Type", "Set-Cookie", "set-cookie"]);
     }
 }

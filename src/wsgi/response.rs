@@ -252,12 +252,12 @@ impl ResponseState {
         if self.chunked {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         }
-        self.headers.for_each(|k, v| {
+        for (k, v) in self.headers.iter() {
             latin1(k, out);
             out.extend_from_slice(b": ");
             latin1(v, out);
             out.extend_from_slice(b"\r\n");
-        });
+        }
         out.extend_from_slice(b"\r\n");
     }
 

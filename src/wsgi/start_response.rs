@@ -27,6 +27,15 @@ fn lock(ex: &Arc<Mutex<Exchange>>) -> PyResult<MutexGuard<'_, Exchange>> {
         .map_err(|_| PyRuntimeError::new_err("the response is being written by another thread"))
 }
 
+/// One `(name, value)` of a header list: apps pass 2-tuples; anything else unpacks like
+/// gunicorn's `for name, value in headers`.
+fn header_pair<'py>(item: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    match item.cast::<PyTuple>() {
+        Ok(t) if t.len() == 2 => Ok((t.get_item(0)?, t.get_item(1)?)),
+        _ => item.extract(),
+    }
+}
+
 fn repr(obj: &Bound<'_, PyAny>) -> String {
     obj.repr().map(|r| r.to_string()).unwrap_or_default()
 }
@@ -112,12 +121,7 @@ impl StartResponse {
         let to_py = |e: HeaderError| header_error_to_py(py, e);
         ex.resp.set_status(status).map_err(to_py)?;
         for item in headers.try_iter()? {
-            let item = item?;
-            // Apps pass 2-tuples; anything else unpacks like gunicorn's `for name, value in`.
-            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = match item.cast::<PyTuple>() {
-                Ok(t) if t.len() == 2 => (t.get_item(0)?, t.get_item(1)?),
-                _ => item.extract()?,
-            };
+            let (name, value) = header_pair(&item?)?;
             if !name.is_instance_of::<pyo3::types::PyString>() {
                 return Err(PyTypeError::new_err(format!(
                     "{} is not a string",
@@ -192,12 +196,7 @@ impl EarlyHints {
         }
         let mut out = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
         for item in headers.try_iter()? {
-            let item = item?;
-            // Apps pass 2-tuples; anything else unpacks like gunicorn's `for name, value in`.
-            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = match item.cast::<PyTuple>() {
-                Ok(t) if t.len() == 2 => (t.get_item(0)?, t.get_item(1)?),
-                _ => item.extract()?,
-            };
+            let (name, value) = header_pair(&item?)?;
             let name = latin1_str(&name)?;
             let value = latin1_str(&value)?;
             let quoted = pyo3::types::PyString::new(headers.py(), &name)
