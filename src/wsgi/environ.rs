@@ -78,6 +78,9 @@ impl HeaderKeys {
     const MAX: usize = 512;
 
     fn key<'py>(&self, py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+        if let Some(k) = common_key(py, name) {
+            return k.clone();
+        }
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(k) = map.get(name) {
             return k.bind(py).clone();
@@ -89,6 +92,30 @@ impl HeaderKeys {
         map.insert(name.to_string(), k.clone().unbind());
         k
     }
+}
+
+/// The keys of the headers most requests carry, without the map's lock and hash.
+fn common_key<'py>(py: Python<'py>, name: &str) -> Option<&'py Bound<'py, PyString>> {
+    Some(match name {
+        "HOST" => intern!(py, "HTTP_HOST"),
+        "USER-AGENT" => intern!(py, "HTTP_USER_AGENT"),
+        "ACCEPT" => intern!(py, "HTTP_ACCEPT"),
+        "ACCEPT-ENCODING" => intern!(py, "HTTP_ACCEPT_ENCODING"),
+        "ACCEPT-LANGUAGE" => intern!(py, "HTTP_ACCEPT_LANGUAGE"),
+        "CONNECTION" => intern!(py, "HTTP_CONNECTION"),
+        "COOKIE" => intern!(py, "HTTP_COOKIE"),
+        "REFERER" => intern!(py, "HTTP_REFERER"),
+        "ORIGIN" => intern!(py, "HTTP_ORIGIN"),
+        "AUTHORIZATION" => intern!(py, "HTTP_AUTHORIZATION"),
+        "CACHE-CONTROL" => intern!(py, "HTTP_CACHE_CONTROL"),
+        "X-FORWARDED-FOR" => intern!(py, "HTTP_X_FORWARDED_FOR"),
+        "X-FORWARDED-PROTO" => intern!(py, "HTTP_X_FORWARDED_PROTO"),
+        "X-REAL-IP" => intern!(py, "HTTP_X_REAL_IP"),
+        "X-REQUEST-ID" => intern!(py, "HTTP_X_REQUEST_ID"),
+        "IF-NONE-MATCH" => intern!(py, "HTTP_IF_NONE_MATCH"),
+        "IF-MODIFIED-SINCE" => intern!(py, "HTTP_IF_MODIFIED_SINCE"),
+        _ => return None,
+    })
 }
 
 /// `%XX`-decodes `path` to bytes, then reads the bytes as latin-1 (`unquote_to_wsgi_str`).
@@ -295,6 +322,24 @@ fn http_key(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_keys_are_the_http_keys_of_their_names() {
+        Python::initialize();
+        Python::attach(|py| {
+            for name in [
+                "HOST",
+                "USER-AGENT",
+                "ACCEPT-ENCODING",
+                "X-FORWARDED-PROTO",
+                "COOKIE",
+            ] {
+                let k = common_key(py, name).expect("a common name");
+                assert_eq!(k.to_str().unwrap(), http_key(name));
+            }
+            assert!(common_key(py, "X-UNUSUAL").is_none());
+        });
+    }
 
     #[test]
     fn names_that_differ_only_in_dash_and_underscore_share_a_key() {

@@ -24,8 +24,15 @@ impl HeaderList {
 
     /// The headers as `(name, value)` pairs, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        let mut parts = self.text.split_terminator('\0');
-        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
+        let mut rest = self.text.as_str();
+        // Splits at the next NUL (an ASCII byte, so both sides stay on char boundaries).
+        let mut part = move || {
+            let end = memchr::memchr(0, rest.as_bytes())?;
+            let (part, tail) = (&rest[..end], &rest[end + 1..]);
+            rest = tail;
+            Some(part)
+        };
+        std::iter::from_fn(move || Some((part()?, part()?)))
     }
 
     /// The value of the last header named `name` (any case).

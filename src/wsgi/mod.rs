@@ -190,7 +190,8 @@ pub fn handle(
     {
         return socket_error(py, e);
     }
-    let start = Instant::now();
+    // Only the access log and StatsD read the duration.
+    let start = (st.access.is_some() || observe::statsd::enabled()).then(Instant::now);
     let mut conn = conn;
     let environ = match conn_environ(py, st, &mut conn).and_then(|ce| ce.template.bind(py).copy()) {
         Ok(e) => e,
@@ -252,15 +253,14 @@ pub fn handle(
         resp,
         waiter,
     }));
-    let set = |k: &str, v: Bound<'_, PyAny>| environ.set_item(k, v);
     let prepared = (|| -> PyResult<()> {
-        set(
-            "wsgi.input",
-            Bound::new(py, Input { ex: ex.clone() })?.into_any(),
+        environ.set_item(
+            intern!(py, "wsgi.input"),
+            Bound::new(py, Input { ex: ex.clone() })?,
         )?;
-        set(
-            "wsgi.early_hints",
-            Bound::new(py, start_response::EarlyHints { ex: ex.clone() })?.into_any(),
+        environ.set_item(
+            intern!(py, "wsgi.early_hints"),
+            Bound::new(py, start_response::EarlyHints { ex: ex.clone() })?,
         )?;
         Ok(())
     })();
@@ -334,13 +334,11 @@ fn run_app(
     let closed = if plain {
         Ok(())
     } else {
-        result.hasattr(intern!(py, "close")).and_then(|has| {
-            if has {
-                result.call_method0(intern!(py, "close")).map(|_| ())
-            } else {
-                Ok(())
-            }
-        })
+        match result.getattr_opt(intern!(py, "close")) {
+            Ok(Some(close)) => close.call0().map(|_| ()),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        }
     };
     (true, iterated.and(closed))
 }
@@ -484,13 +482,13 @@ fn finish(
     head: &RequestHead,
     returned: bool,
     outcome: PyResult<()>,
-    start: Instant,
+    start: Option<Instant>,
 ) -> After {
     let mut g = lock(ex);
     let headers_sent = g.resp.headers_sent;
     // The access line and StatsD metrics for the response as it stands (gunicorn's `finally`
     // in handle_request; not when the app call itself raised before returning an iterable).
-    if returned {
+    if returned && let Some(start) = start {
         let duration = start.elapsed();
         if observe::statsd::enabled() {
             let status = g.resp.status.as_deref();

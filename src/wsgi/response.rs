@@ -64,6 +64,20 @@ fn is_hop_by_hop(name: &str) -> bool {
     same.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
+/// `s.strip(" \t")`: trims ASCII bytes, so the cut stays on char boundaries.
+pub fn trim_sp_htab(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(start, |i| i + 1);
+    &s[start..end]
+}
+
 /// Latin-1 encoding of a str that is known to hold only U+0000..U+00FF.
 pub fn latin1(s: &str, out: &mut Vec<u8>) {
     if s.is_ascii() {
@@ -180,7 +194,7 @@ impl ResponseState {
         if !is_header_value(value) {
             return Err(HeaderError::Value(name.to_string()));
         }
-        let value = value.trim_matches([' ', '\t']);
+        let value = trim_sp_htab(value);
         if name.eq_ignore_ascii_case("content-length") {
             let n: i128 = value
                 .trim()

@@ -217,7 +217,7 @@ impl EarlyHints {
             }
             super::response::latin1(&name, &mut out);
             out.extend_from_slice(b": ");
-            super::response::latin1(value.trim_matches([' ', '\t']), &mut out);
+            super::response::latin1(super::response::trim_sp_htab(&value), &mut out);
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");

@@ -232,7 +232,7 @@ fn apply_policy(
 
     // `X_Foo` and `X-Foo` map to the same WSGI key, so underscores are only let through from
     // a trusted forwarder or when the operator explicitly asked for it.
-    if name.contains('_') {
+    if name.as_bytes().contains(&b'_') {
         let forwarded =
             trusted.is_some_and(|cfg| cfg.forwarder_headers.iter().any(|h| h == name || h == "*"));
         if !forwarded {

@@ -27,6 +27,13 @@ pub(crate) fn find_crlfcrlf(data: &[u8]) -> Option<usize> {
 
 /// Latin-1 decoding plus ASCII upper-casing, in one allocation (header names are tokens).
 pub(crate) fn latin1_upper(bytes: &[u8]) -> String {
+    if bytes.is_ascii() {
+        // ASCII stays ASCII when upper-cased, so the bytes remain valid UTF-8.
+        let upper = bytes.to_ascii_uppercase();
+        if let Ok(s) = String::from_utf8(upper) {
+            return s;
+        }
+    }
     bytes
         .iter()
         .map(|&b| char::from(b.to_ascii_uppercase()))
@@ -41,10 +48,26 @@ pub(crate) fn latin1_bytes(s: &str) -> Vec<u8> {
 }
 
 /// RFC 9110 `tchar`: `!#$%&'*+-.^_`|~`, digits and ASCII letters.
-pub(crate) const fn is_tchar(b: u8) -> bool {
+const fn tchar_class(b: u8) -> bool {
     matches!(b,
         b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`'
         | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+}
+
+/// [`tchar_class`] as a table: one load per byte on the per-request paths.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = tchar_class(b as u8);
+        b += 1;
+    }
+    table
+};
+
+/// RFC 9110 `tchar`.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    TCHAR[usize::from(b)]
 }
 
 /// A non-empty run of `tchar`s (gunicorn's `TOKEN_RE.fullmatch`).
@@ -87,11 +110,24 @@ mod tests {
     }
 
     #[test]
+    fn tchar_table_matches_the_class() {
+        for b in 0..=255u8 {
+            assert_eq!(is_tchar(b), tchar_class(b), "byte {b}");
+        }
+        assert!(is_token(b"X-Forwarded_For!"));
+        assert!(!is_token(b"") && !is_token(b"a b") && !is_token(b"a:"));
+        assert_eq!(latin1_upper(b"x-\xe9a"), "X-\u{e9}A");
+    }
+
+    #[test]
     fn searches() {
         assert_eq!(find_crlf(b"a\nb\r\n"), Some(3));
         assert_eq!(find_crlf(b"\nx"), None);
         assert_eq!(find_crlfcrlf(b"a\r\nb\n\r\n\r\n"), Some(5));
         assert_eq!(find_crlfcrlf(b"\r\n\r\r\n"), None);
+        let long = [&[b'a'; 100][..], b"\r\n\r\n", &[b'b'; 100][..], b"\n"].concat();
+        assert_eq!(find_crlfcrlf(&long), Some(100));
+        assert_eq!(find_crlf(&long[101..]), Some(1));
         assert_eq!(latin1_upper(b"x-Foo"), "X-FOO");
     }
 
