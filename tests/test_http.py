@@ -2,6 +2,7 @@
 file_wrapper, large bodies (with bounded worker memory)."""
 
 import hashlib
+import json
 import os
 import re
 import threading
@@ -20,6 +21,28 @@ def sync1(module_spawn):
 @pytest.fixture(scope="module")
 def gthread(module_spawn):
     return module_spawn(["-w", "1", "-k", "gthread", "--threads", "4", "wsgiapps:app"], name="gthread")
+
+
+# -- per-request objects reused on a thread ------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["sync1", "gthread"])
+def test_kept_request_objects_never_serve_a_later_request(request, which):
+    """rgun reuses a thread's start_response / write / wsgi.input / wsgi.early_hints objects for
+    its next request only when nothing else holds them: objects an app kept stay bound to their
+    own (finished) request, and the next request gets new ones and a clean response."""
+    srv = request.getfixturevalue(which)
+    first = json.loads(srv.request("GET", "/kept?mode=ids").body)
+    second = json.loads(srv.request("GET", "/kept?mode=ids").body)
+    assert srv.request("GET", "/kept?mode=keep").status == 200
+    r = srv.request("GET", "/kept?mode=check")
+    assert r.status == 200
+    checked = json.loads(r.body)
+    if which == "sync1":
+        # One thread, nothing kept: the same objects serve the next request.
+        assert first == second
+    assert checked == {"start_response": True, "write": True, "input": True, "hints": True,
+                       "kept_input_read": "", "kept_write": "OSError"}
+    assert b"stale" not in r.body and b"Early Hints" not in r.raw_head
 
 
 # -- connection management -------------------------------------------------------------------

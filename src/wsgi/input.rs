@@ -24,6 +24,17 @@ pub struct BodyState {
     pub error: Option<ParseError>,
 }
 
+impl BodyState {
+    /// Lets go of the decoder and the decoded bytes once the exchange is over (nothing reads
+    /// them any more: a kept `wsgi.input` then reads EOF), since the exchange itself may live
+    /// on in objects waiting for the thread's next request (`spare`).
+    pub fn release(&mut self) {
+        self.decoder = None;
+        self.out = Vec::new();
+        self.pos = 0;
+    }
+}
+
 /// Why the body could not be read further.
 pub enum BodyStop {
     Parse(ParseError),

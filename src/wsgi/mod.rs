@@ -10,6 +10,7 @@ mod exchange;
 mod header_list;
 mod input;
 mod response;
+mod spare;
 mod start_response;
 
 use std::sync::{Arc, Mutex};
@@ -25,9 +26,9 @@ use crate::observe::{self, AccessFormat};
 use crate::python;
 use crate::worker::conn::{Conn, IoStop, Waiter};
 pub use exchange::Exchange;
-use input::{BodyState, Input};
+use input::BodyState;
 use response::ResponseState;
-use start_response::{StartResponse, io_stop_to_py};
+use start_response::io_stop_to_py;
 
 /// Per-worker Python objects and settings the bridge needs on every request.
 pub struct Statics {
@@ -254,13 +255,10 @@ pub fn handle(
         waiter,
     }));
     let prepared = (|| -> PyResult<()> {
-        environ.set_item(
-            intern!(py, "wsgi.input"),
-            Bound::new(py, Input { ex: ex.clone() })?,
-        )?;
+        environ.set_item(intern!(py, "wsgi.input"), spare::input(py, &ex)?)?;
         environ.set_item(
             intern!(py, "wsgi.early_hints"),
-            Bound::new(py, start_response::EarlyHints { ex: ex.clone() })?,
+            spare::early_hints(py, &ex)?,
         )?;
         Ok(())
     })();
@@ -277,6 +275,10 @@ pub fn handle(
                 &python::format_traceback(py, &e),
             );
         }
+    }
+    // Another thread (one the app started) may still hold the exchange: then it keeps it.
+    if let Ok(mut g) = ex.try_lock() {
+        g.body.release();
     }
     result
 }
@@ -319,7 +321,7 @@ fn run_app(
     ex: &Arc<Mutex<Exchange>>,
     environ: &Bound<'_, PyDict>,
 ) -> (bool, PyResult<()>) {
-    let start_response = match Bound::new(py, StartResponse { ex: ex.clone() }) {
+    let start_response = match spare::start_response(py, ex) {
         Ok(s) => s,
         Err(e) => return (false, Err(e)),
     };

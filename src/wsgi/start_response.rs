@@ -87,13 +87,13 @@ fn header_error_to_py(py: Python<'_>, e: HeaderError) -> PyErr {
 #[pymethods]
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
-    fn __call__(
+    fn __call__<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         status: &Bound<'_, PyAny>,
         headers: &Bound<'_, PyAny>,
         exc_info: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Write> {
+    ) -> PyResult<Bound<'py, Write>> {
         let mut ex = lock(&self.ex)?;
         match exc_info {
             Some(info) if info.is_truthy()? => {
@@ -143,9 +143,8 @@ impl StartResponse {
                 .map_err(to_py)?;
         }
         ex.resp.end_headers();
-        Ok(Write {
-            ex: self.ex.clone(),
-        })
+        drop(ex);
+        super::spare::write(py, &self.ex)
     }
 }
 

@@ -337,6 +337,36 @@ def upgrade_app(environ, start_response):
     return [b""]
 
 
+_KEPT = {}
+
+
+def kept_objects(environ, start_response):
+    """`?mode=keep` keeps this request's server objects (start_response, write, wsgi.input,
+    wsgi.early_hints); `?mode=check` reports whether its own objects are new and what the kept
+    ones do now; `?mode=ids` reports the ids of its objects (kept by nobody)."""
+    mode = _q(environ).get("mode")
+    write = start_response("200 OK", [("Content-Type", "application/json")])
+    mine = {"start_response": start_response, "write": write, "input": environ["wsgi.input"],
+            "hints": environ["wsgi.early_hints"]}
+    out = {}
+    if mode == "keep":
+        _KEPT.clear()
+        _KEPT.update(mine)
+    elif mode == "check":
+        out = {k: v is not _KEPT[k] for k, v in mine.items()}
+        out["kept_input_read"] = _KEPT["input"].read().decode()
+        try:
+            _KEPT["write"](b"stale")
+            out["kept_write"] = "wrote"
+        except Exception as e:  # noqa: BLE001 - the class is what the test checks
+            out["kept_write"] = type(e).__name__
+        _KEPT["hints"]([("Link", "</stale.css>; rel=preload")])
+    else:
+        out = {k: id(v) for k, v in mine.items()}
+    del mine, write
+    return [json.dumps(out).encode()]
+
+
 ROUTES = {
     "close_waits": close_waits_app,
     "waits": waits_app,
@@ -363,6 +393,7 @@ ROUTES = {
     "env": env,
     "http10": http10_noclen,
     "headers": headers_app,
+    "kept": kept_objects,
 }
 
 
