@@ -5,6 +5,7 @@
 //! Invariant: the tokio runtime is built here, after the fork, and dropped before the process
 //! returns to Python for exit.
 
+pub mod addr_text;
 mod ciphers;
 pub mod conn;
 pub mod outbox;

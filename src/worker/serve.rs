@@ -529,7 +529,9 @@ async fn open(
             () = signals::stopped() => return None,
         }
     }
-    let ip = peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let ip = peer
+        .map(|p| super::addr_text::ip(p.ip()))
+        .unwrap_or_default();
     match tls.session(&srv.st.worker_obj, &ip) {
         Ok(session) => Some(Conn::new(stream, peer, info, Some(session))),
         Err(refused) => {
@@ -695,7 +697,7 @@ fn peer_of(srv: &Server, conn: &Conn) -> Peer {
         trusted: srv.forwarded.allows(ip),
         proxy_allowed: srv.proxy_allow.allows(ip),
         is_tls: conn.is_tls(),
-        ip: ip.map(|i| i.to_string()),
+        ip: ip.map(super::addr_text::ip),
     }
 }
 

@@ -16,6 +16,7 @@ use pyo3::types::{PyDict, PyString};
 use rgun_h1::RequestHead;
 
 use crate::unix::listeners::Family;
+use crate::worker::addr_text;
 use crate::worker::conn::Conn;
 
 /// What a connection's requests share in their environs.
@@ -54,9 +55,12 @@ impl ConnEnviron {
         t.set_item(intern!(py, "RAW_URI"), &none)?;
         t.set_item(intern!(py, "SERVER_PROTOCOL"), &none)?;
         let text = |s: &str| PyString::new(py, s).unbind();
-        let remote = conn
-            .peer
-            .map(|a| (text(&a.ip().to_string()), text(&a.port().to_string())));
+        let remote = conn.peer.map(|a| {
+            (
+                text(&addr_text::ip(a.ip())),
+                text(&addr_text::decimal(a.port().into())),
+            )
+        });
         let server = match (&conn.listener.family, &conn.listener.server_name_port) {
             (Family::Tcp, Some((n, p))) => Some((text(n), text(p))),
             _ => None,

@@ -194,7 +194,18 @@ pub fn handle(
     // Only the access log and StatsD read the duration.
     let start = (st.access.is_some() || observe::statsd::enabled()).then(Instant::now);
     let mut conn = conn;
-    let environ = match conn_environ(py, st, &mut conn).and_then(|ce| ce.template.bind(py).copy()) {
+    // The connection's last request (the sync worker's only one) takes the template itself:
+    // copying it would only serve a request that never comes. A later request (there is none
+    // on these paths) would build a new template.
+    let last = head.should_close() || force_close || st.force_close;
+    let environ = match conn_environ(py, st, &mut conn).and_then(|ce| {
+        let template = ce.template.bind(py);
+        if last {
+            Ok(template.clone())
+        } else {
+            template.copy()
+        }
+    }) {
         Ok(e) => e,
         Err(e) => return app_error(py, st, conn, &head, None, &e),
     };
@@ -212,6 +223,9 @@ pub fn handle(
             "no connection environ",
         )),
     };
+    if last {
+        conn.environ = None;
+    }
     match filled {
         Ok(Ok(())) => {}
         Ok(Err(problem)) => {
@@ -302,9 +316,17 @@ fn conn_environ<'a>(
             (_, Some(std::net::SocketAddr::V6(_))) => 10,
             _ => 2,
         };
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&conn.stream));
-        let sock = st.socket_class.bind(py).call1((family, 1, 0, fd))?.unbind();
-        conn.py_socket = Some(sock.clone_ref(py));
+        // One socket object per connection, even if its template is rebuilt: an app may hold
+        // the earlier one, and only the connection detaches it.
+        let sock = match &conn.py_socket {
+            Some(sock) => sock.clone_ref(py),
+            None => {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&conn.stream));
+                let sock = st.socket_class.bind(py).call1((family, 1, 0, fd))?.unbind();
+                conn.py_socket = Some(sock.clone_ref(py));
+                sock
+            }
+        };
         let ce = environ::ConnEnviron::new(py, st.base_environ.bind(py), sock, conn)?;
         conn.environ = Some(Box::new(ce));
     }
