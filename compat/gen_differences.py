@@ -102,6 +102,10 @@ OTHER = [
      "gunicorn runs the hook on its reloader thread while the worker is already exiting, so there it sometimes "
      "never runs. An exception in that hook is logged (`Exception in worker_int hook`) rather than printed as a "
      "thread traceback."),
+    ("`write()` kept past its request", "an app that keeps the `write` callable of a finished request and calls "
+     "it later gets `OSError` (`the response is already complete`); gunicorn ignores the call when that response "
+     "had a Content-Length and was complete, and otherwise writes the bytes to the socket, where the client of a "
+     "kept-alive connection reads them as part of a later response."),
 ]
 
 
