@@ -64,18 +64,9 @@ fn is_hop_by_hop(name: &str) -> bool {
     same.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
-/// `s.strip(" \t")`: trims ASCII bytes, so the cut stays on char boundaries.
+/// `s.strip(" \t")` (the parser's trim, on a str: it cuts only next to ASCII bytes).
 pub fn trim_sp_htab(s: &str) -> &str {
-    let b = s.as_bytes();
-    let start = b
-        .iter()
-        .position(|&c| c != b' ' && c != b'\t')
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|&c| c != b' ' && c != b'\t')
-        .map_or(start, |i| i + 1);
-    &s[start..end]
+    &s[rgun_h1::sp_htab_trimmed(s.as_bytes())]
 }
 
 /// Latin-1 encoding of a str that is known to hold only U+0000..U+00FF.
@@ -342,6 +333,13 @@ pub fn no_body_warning(method: &str, status: Option<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trims_spaces_and_tabs_around_any_text() {
+        assert_eq!(trim_sp_htab("\t \u{e9} x \t"), "\u{e9} x");
+        assert_eq!(trim_sp_htab(" \t "), "");
+        assert_eq!(trim_sp_htab("\u{ff}"), "\u{ff}");
+    }
 
     #[test]
     fn status_check_is_gunicorns_fullmatch() {

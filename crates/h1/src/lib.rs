@@ -24,4 +24,4 @@ pub use head::{BodyFraming, HeadParser, RequestHead, Status, parse_head, parse_h
 pub use proxy::ProxyInfo;
 pub use repr::{py_repr_bytes, py_repr_str};
 pub use target::{InvalidTarget, TargetParts, split_request_uri};
-pub use text::is_token;
+pub use text::{is_token, sp_htab_trimmed};

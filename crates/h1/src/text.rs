@@ -81,11 +81,18 @@ pub(crate) const fn is_bad_value_byte(b: u8) -> bool {
 }
 
 /// Python's `s.strip(" \t")`.
-pub(crate) fn trim_sp_htab(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    trim_end_sp_htab(s)
+pub(crate) fn trim_sp_htab(s: &[u8]) -> &[u8] {
+    &s[sp_htab_trimmed(s)]
+}
+
+/// Where `s.strip(" \t")` leaves `s`. The bounds sit next to ASCII bytes (or at the ends), so
+/// they are char boundaries of any `str` whose bytes `s` are.
+pub fn sp_htab_trimmed(s: &[u8]) -> std::ops::Range<usize> {
+    let start = s
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(s.len());
+    start..start + trim_end_sp_htab(&s[start..]).len()
 }
 
 /// Python's `s.rstrip(" \t")`.
