@@ -2,6 +2,7 @@
 //! delivery, tracebacks, and hook calls. With `wsgi`, the only modules that touch pyo3.
 
 pub mod app;
+pub mod capi;
 pub mod hooks;
 pub mod logging;
 pub mod signals;

@@ -22,7 +22,7 @@
 //! after [`SLICE`] (1 ms), which bounds how long requests taken by other threads wait; other
 //! Python threads get it at CPython's switch interval, or whenever the app blocks.
 //!
-//! Invariant: the only `unsafe` outside `src/unix/`.
+//! Invariant: with `capi.rs`, the only `unsafe` outside `src/unix/`.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};

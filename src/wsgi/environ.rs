@@ -37,6 +37,12 @@ impl std::fmt::Debug for ConnEnviron {
     }
 }
 
+/// The keys a template adds to the base environ.
+const TEMPLATE_KEYS: usize = 6;
+/// The keys a request adds to a copy of its template without resizing it: the 8 every request
+/// sets and a browser's dozen or more headers.
+const REQUEST_ROOM: usize = 24;
+
 impl ConnEnviron {
     /// Builds the template from the worker's base environ; `sock` is the connection's
     /// `gunicorn.socket`.
@@ -46,7 +52,12 @@ impl ConnEnviron {
         sock: Py<PyAny>,
         conn: &Conn,
     ) -> PyResult<ConnEnviron> {
-        let t = base.copy()?;
+        // Room for a request's keys: a copy of the template then takes them without resizing
+        // its table (a resize per request was most of a hello request's dict work).
+        let t = crate::python::capi::dict_with_room(py, base.len() + TEMPLATE_KEYS + REQUEST_ROOM)?;
+        for (k, v) in base.iter() {
+            t.set_item(k, v)?;
+        }
         let none = py.None();
         t.set_item(intern!(py, "wsgi.input"), &none)?;
         t.set_item(intern!(py, "gunicorn.socket"), sock)?;
