@@ -576,7 +576,7 @@ async fn serve_conn(
     tokio::pin!(idle);
     loop {
         let head = match read_head(&srv, &mut conn, &peer, first, idle.as_mut()).await {
-            HeadRead::Head(h) => *h,
+            HeadRead::Head(h) => h,
             HeadRead::Close => break,
         };
         first = false;
@@ -720,7 +720,7 @@ async fn read_head(
                 if head.body != rgun_h1::BodyFraming::Chunked {
                     conn.set_read_cap(super::conn::BODY_READ);
                 }
-                return HeadRead::Head(Box::new(head));
+                return HeadRead::Head(head);
             }
             Ok(Status::Partial) => {}
             Err(e) => return reject(srv, conn, e).await,

@@ -11,7 +11,7 @@ use crate::observe::AccessRecord;
 
 pub struct Record<'a, 'py> {
     pub environ: &'a Bound<'py, PyDict>,
-    pub headers: &'a [(String, String)],
+    pub headers: &'a rgun_h1::Fields,
     pub resp_headers: &'a super::header_list::HeaderList,
     pub status: String,
     pub sent: Option<u64>,
@@ -52,7 +52,7 @@ impl AccessRecord for Record<'_, '_> {
             .iter()
             .rev()
             .find(|(n, _)| n.eq_ignore_ascii_case(lower))
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.to_owned())
     }
 
     fn response_header(&self, lower: &str) -> Option<String> {

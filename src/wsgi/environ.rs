@@ -169,20 +169,20 @@ pub fn fill<'py>(
     keys: &HeaderKeys,
     script_name_env: &str,
 ) -> PyResult<Result<(), ConfigurationProblem>> {
-    let method = match head.method.as_str() {
+    let method = match head.method() {
         "GET" => intern!(py, "GET").clone(),
         "POST" => intern!(py, "POST").clone(),
         "HEAD" => intern!(py, "HEAD").clone(),
         m => PyString::new(py, m),
     };
     env.set_item(intern!(py, "REQUEST_METHOD"), method)?;
-    let query = if head.query.is_empty() {
+    let query = if head.query().is_empty() {
         intern!(py, "").clone()
     } else {
-        PyString::new(py, &head.query)
+        PyString::new(py, head.query())
     };
     env.set_item(intern!(py, "QUERY_STRING"), query)?;
-    env.set_item(intern!(py, "RAW_URI"), PyString::new(py, &head.uri))?;
+    env.set_item(intern!(py, "RAW_URI"), PyString::new(py, head.uri()))?;
     let proto = match head.version {
         (1, 1) => intern!(py, "HTTP/1.1").clone(),
         (1, 0) => intern!(py, "HTTP/1.0").clone(),
@@ -194,8 +194,8 @@ pub fn fill<'py>(
     let mut script_name = script_name_env;
     let mut repeated: Vec<(Bound<'py, PyString>, Vec<&str>)> = Vec::new();
     for (i, (name, value)) in head.headers.iter().enumerate() {
-        match name.as_str() {
-            "HOST" => host = Some(value.as_str()).filter(|h| !h.is_empty()),
+        match name {
+            "HOST" => host = Some(value).filter(|h| !h.is_empty()),
             "SCRIPT_NAME" => script_name = value,
             "CONTENT-TYPE" => {
                 env.set_item(intern!(py, "CONTENT_TYPE"), PyString::new(py, value))?;
@@ -213,8 +213,10 @@ pub fn fill<'py>(
             .find(|(k, _)| k.is(&key) || k.as_any().eq(&key).unwrap_or(false))
         {
             vals.push(value);
-        } else if head.headers[..i]
+        } else if head
+            .headers
             .iter()
+            .take(i)
             .any(|(n, _)| n != "CONTENT-TYPE" && n != "CONTENT-LENGTH" && same_key(n, name))
         {
             // An earlier header set this key (no other key the environ has so far starts
@@ -276,7 +278,7 @@ pub fn fill<'py>(
         env.set_item(intern!(py, "SERVER_PORT"), server_port)?;
     }
 
-    let mut path = head.path.as_str();
+    let mut path = head.path();
     if !script_name.is_empty() {
         match path.strip_prefix(script_name) {
             Some(rest) => path = rest,
@@ -289,7 +291,7 @@ pub fn fill<'py>(
                 };
                 return Ok(Err(ConfigurationProblem(format!(
                     "Configuration problem: Request path {} does not start with SCRIPT_NAME {}",
-                    repr(&head.path),
+                    repr(head.path()),
                     repr(script_name)
                 ))));
             }

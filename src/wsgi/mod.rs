@@ -144,7 +144,7 @@ pub fn handle(
     py: Python<'_>,
     st: &Statics,
     conn: Conn,
-    head: RequestHead,
+    head: Box<RequestHead>,
     waiter: Waiter,
     force_close: bool,
     nr: u64,
@@ -182,7 +182,7 @@ pub fn handle(
                 crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr);
             }
             if observe::enabled(observe::Level::Debug) {
-                observe::debug(&format!("{} {}", head.method, head.path));
+                observe::debug(&format!("{} {}", head.method(), head.path()));
             }
         }
     }
@@ -258,7 +258,7 @@ pub fn handle(
     let body = BodyState::new(&head.body, &st.parser);
     let resp = ResponseState::new(
         head.version,
-        &head.method,
+        head.method(),
         head.should_close(),
         force_close || st.force_close,
     );
@@ -597,7 +597,7 @@ fn finish(
                 return After::Close(c);
             }
             observe::exception(
-                &format!("Error handling request {} {}", head.method, head.uri),
+                &format!("Error handling request {} {}", head.method(), head.uri()),
                 &python::format_traceback(py, &e),
             );
             let w = Waiter {
@@ -622,7 +622,7 @@ fn app_error(
 ) -> After {
     let handling = Instant::now();
     observe::exception(
-        &format!("Error handling request {} {}", head.method, head.uri),
+        &format!("Error handling request {} {}", head.method(), head.uri()),
         &python::format_traceback(py, e),
     );
     let w = Waiter {
@@ -695,10 +695,10 @@ fn log_error_access_with(
     let protocol = format!("HTTP/{}.{}", head.version.0, head.version.1);
     let status = format!("{code} {reason}");
     let rec = observe::ErrorRecord {
-        method: &head.method,
-        uri: &head.uri,
+        method: head.method(),
+        uri: head.uri(),
         protocol: &protocol,
-        query: &head.query,
+        query: head.query(),
         remote: remote_pair(conn),
         status: &status,
     };
@@ -767,16 +767,16 @@ pub fn log_ignored(errno: i32) {
 fn request_object(py: Python<'_>, st: &Statics, head: &RequestHead, conn: &Conn) -> Py<PyAny> {
     let make = || -> PyResult<Py<PyAny>> {
         let kw = PyDict::new(py);
-        kw.set_item("method", &head.method)?;
-        kw.set_item("uri", &head.uri)?;
-        kw.set_item("path", &head.path)?;
-        kw.set_item("query", &head.query)?;
-        kw.set_item("fragment", &head.fragment)?;
+        kw.set_item("method", head.method())?;
+        kw.set_item("uri", head.uri())?;
+        kw.set_item("path", head.path())?;
+        kw.set_item("query", head.query())?;
+        kw.set_item("fragment", head.fragment())?;
         kw.set_item(
             "version",
             PyTuple::new(py, [head.version.0, head.version.1])?,
         )?;
-        kw.set_item("headers", head.headers.clone())?;
+        kw.set_item("headers", head.headers.to_pairs())?;
         kw.set_item("scheme", head.scheme)?;
         kw.set_item("req_number", conn.requests)?;
         let addr = conn.peer.map(|p| (p.ip().to_string(), p.port()));

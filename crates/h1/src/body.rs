@@ -152,7 +152,9 @@ impl BodyDecoder {
                     if rest.starts_with(b"\r\n") {
                         pos += 2;
                     } else if let Some(end) = find_crlfcrlf(rest) {
-                        self.trailers = parse_section(&rest[..end], &self.rules, None)?.headers;
+                        self.trailers = parse_section(&rest[..end], &self.rules, None)?
+                            .headers
+                            .to_pairs();
                         pos += end + 4;
                     } else {
                         if rest.len() > self.max_trailer_section() {

@@ -5,9 +5,10 @@ use memchr::{memchr, memchr_iter};
 
 use crate::config::{ParserConfig, Peer, ProxyMode};
 use crate::error::ParseError;
+use crate::fields::Fields;
 use crate::headers::{HeadPolicy, LineRules, Section, parse_section};
 use crate::proxy::{ProxyInfo, ProxyOutcome, parse_proxy};
-use crate::reqline::parse_request_line;
+use crate::reqline::{RequestLine, parse_request_line};
 use crate::text::{find_crlfcrlf, trim_sp_htab};
 
 /// Outcome of an incremental parse step.
@@ -31,16 +32,11 @@ pub enum BodyFraming {
 /// A parsed request head.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestHead {
-    /// As sent, upper-cased only with `casefold_http_method`.
-    pub method: String,
-    /// The raw request target (`RAW_URI`).
-    pub uri: String,
-    pub path: String,
-    pub query: String,
-    pub fragment: String,
+    /// The request line's text: the method, then the raw target (see the accessors).
+    line: RequestLine,
     pub version: (u8, u8),
     /// Upper-cased names and stripped latin-1 values, after the header policy, in order.
-    pub headers: Vec<(String, String)>,
+    pub headers: Fields,
     /// `http` or `https`, after TLS and `secure_scheme_headers`.
     pub scheme: &'static str,
     pub body: BodyFraming,
@@ -49,13 +45,35 @@ pub struct RequestHead {
     /// `Expect: 100-continue` on HTTP/1.1 or later.
     pub expect_continue: bool,
     /// The PROXY header in front of the connection's first request.
-    pub proxy: Option<ProxyInfo>,
+    pub proxy: Option<Box<ProxyInfo>>,
 }
 
 impl RequestHead {
+    /// As sent, upper-cased only with `casefold_http_method`.
+    pub fn method(&self) -> &str {
+        self.line.method()
+    }
+
+    /// The raw request target (`RAW_URI`).
+    pub fn uri(&self) -> &str {
+        self.line.uri()
+    }
+
+    pub fn path(&self) -> &str {
+        self.line.path()
+    }
+
+    pub fn query(&self) -> &str {
+        self.line.query()
+    }
+
+    pub fn fragment(&self) -> &str {
+        self.line.fragment()
+    }
+
     /// gunicorn's `Message.should_close` (spec 10.8, request side).
     pub fn should_close(&self) -> bool {
-        self.must_close || self.method == "CONNECT" || self.client_closes()
+        self.must_close || self.method() == "CONNECT" || self.client_closes()
     }
 
     /// The client itself ends the connection after this request (`Connection: close`, or
@@ -76,10 +94,7 @@ impl RequestHead {
 
     /// The first header with this (upper-case) name.
     pub fn header(&self, upper_name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == upper_name)
-            .map(|(_, v)| v.as_str())
+        self.headers.get(upper_name)
     }
 }
 
@@ -102,7 +117,7 @@ pub fn parse_head(
     cfg: &ParserConfig,
     peer: &Peer,
     first_on_conn: bool,
-) -> Result<Status<(RequestHead, usize)>, ParseError> {
+) -> Result<Status<(Box<RequestHead>, usize)>, ParseError> {
     HeadParser::new().parse(buf, cfg, peer, first_on_conn)
 }
 
@@ -158,12 +173,12 @@ impl HeadParser {
         cfg: &ParserConfig,
         peer: &Peer,
         first_on_conn: bool,
-    ) -> Result<Status<(RequestHead, usize)>, ParseError> {
+    ) -> Result<Status<(Box<RequestHead>, usize)>, ParseError> {
         match parse_progress(buf, cfg, peer, first_on_conn, &mut self.scan) {
             Ok(Progress::Partial { .. }) => Ok(Status::Partial),
             Ok(Progress::Done(head, used)) => {
                 self.reset();
-                Ok(Status::Complete((*head, used)))
+                Ok(Status::Complete((head, used)))
             }
             Err(err) => {
                 self.reset();
@@ -209,7 +224,7 @@ fn parse_progress(
             ProxyOutcome::Partial => return Ok(Progress::Partial { pending_start: 0 }),
             ProxyOutcome::Absent => {}
             ProxyOutcome::Found(info, used) => {
-                proxy = Some(info);
+                proxy = Some(Box::new(info));
                 pos = used;
             }
         }
@@ -307,14 +322,10 @@ fn parse_progress(
     };
 
     let (body, coding_forces_close) = body_framing(&section.headers, line.version)?;
-    let must_close = coding_forces_close || line.method == "CONNECT";
+    let must_close = coding_forces_close || line.method() == "CONNECT";
     let head = RequestHead {
-        method: line.method,
-        uri: line.uri,
-        path: line.path,
-        query: line.query,
-        fragment: line.fragment,
         version: line.version,
+        line,
         headers: section.headers,
         scheme: section
             .scheme
@@ -334,16 +345,13 @@ pub(crate) fn has_bare_lf(data: &[u8]) -> bool {
 
 /// gunicorn's `set_body_reader`: Content-Length / Transfer-Encoding rules (spec 10.6).
 /// Returns the framing and whether a compressing coding forces the connection closed.
-fn body_framing(
-    headers: &[(String, String)],
-    version: (u8, u8),
-) -> Result<(BodyFraming, bool), ParseError> {
+fn body_framing(headers: &Fields, version: (u8, u8)) -> Result<(BodyFraming, bool), ParseError> {
     let te_error = || ParseError::header_with_request("TRANSFER-ENCODING");
     let cl_error = || ParseError::header_with_request("CONTENT-LENGTH");
     let (mut chunked, mut has_te, mut force_close) = (false, false, false);
     let mut content_length: Option<&str> = None;
-    for (name, value) in headers {
-        match name.as_str() {
+    for (name, value) in headers.iter() {
+        match name {
             "CONTENT-LENGTH" => {
                 if content_length.is_some() {
                     return Err(cl_error());
@@ -373,7 +381,7 @@ fn body_framing(
                         }
                         force_close = true;
                     } else {
-                        return Err(ParseError::UnsupportedTransferCoding(value.clone()));
+                        return Err(ParseError::UnsupportedTransferCoding(value.to_owned()));
                     }
                 }
             }
@@ -408,11 +416,11 @@ fn body_framing(
 mod tests {
     use super::*;
 
-    fn parse(buf: &[u8]) -> Result<Status<(RequestHead, usize)>, ParseError> {
+    fn parse(buf: &[u8]) -> Result<Status<(Box<RequestHead>, usize)>, ParseError> {
         parse_head(buf, &ParserConfig::default(), &Peer::unix(), true)
     }
 
-    fn head(buf: &[u8]) -> RequestHead {
+    fn head(buf: &[u8]) -> Box<RequestHead> {
         match parse(buf) {
             Ok(Status::Complete((head, _))) => head,
             other => panic!("{other:?}"),
@@ -426,7 +434,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (h.path.as_str(), h.query.as_str(), h.fragment.as_str(), used),
+            (h.path(), h.query(), h.fragment(), used),
             ("/a", "b", "c", req.len() - 4)
         );
         for cut in 0..req.len() - 4 {

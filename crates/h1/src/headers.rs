@@ -3,6 +3,7 @@
 
 use crate::config::{HeaderMapPolicy, ParserConfig};
 use crate::error::ParseError;
+use crate::fields::Fields;
 use crate::text::{
     find_crlf, is_bad_value_byte, is_token, latin1, latin1_upper, trim_end_sp_htab, trim_sp_htab,
 };
@@ -40,7 +41,7 @@ pub(crate) struct HeadPolicy<'a> {
 /// What a header section yields.
 #[derive(Default)]
 pub(crate) struct Section {
-    pub headers: Vec<(String, String)>,
+    pub headers: Fields,
     /// Set by the first secure-scheme header.
     pub scheme: Option<&'static str>,
     pub expect_continue: bool,
@@ -91,9 +92,10 @@ pub(crate) fn parse_section(
     head: Option<&HeadPolicy<'_>>,
 ) -> Result<Section, ParseError> {
     let from_trailer = head.is_none();
-    // Most requests carry a handful of headers; avoid regrowing for them.
+    // The text never takes more than the section's bytes unless values hold non-ASCII bytes;
+    // most requests carry a handful of headers.
     let mut section = Section {
-        headers: Vec::with_capacity(16),
+        headers: Fields::with_capacity(data.len(), 16),
         ..Section::default()
     };
     let (mut seen_host, mut seen_content_type) = (false, false);
@@ -120,10 +122,11 @@ pub(crate) fn parse_section(
         if !is_token(name) {
             return Err(ParseError::InvalidHeaderName(latin1(name)));
         }
+        let raw_name = name;
         // A token is ASCII, so upper-casing cannot change its length or meaning.
-        let name = latin1_upper(name);
-        if from_trailer && is_forbidden_trailer(&name) {
-            return Err(ParseError::InvalidHeaderName(name));
+        let upper_name = || latin1_upper(raw_name);
+        if from_trailer && is_forbidden_trailer(name) {
+            return Err(ParseError::InvalidHeaderName(upper_name()));
         }
 
         let mut value = trim_sp_htab(&curr[colon + 1..]);
@@ -132,7 +135,7 @@ pub(crate) fn parse_section(
             folded.extend_from_slice(value);
             while lines.next_is_continuation() {
                 if !rules.permit_obsolete_folding {
-                    return Err(ParseError::ObsoleteFolding(name));
+                    return Err(ParseError::ObsoleteFolding(upper_name()));
                 }
                 let Some(cont) = lines.take() else { break };
                 length += cont.len() + 2;
@@ -147,44 +150,55 @@ pub(crate) fn parse_section(
             value = &folded;
         }
         if value.iter().any(|&b| is_bad_value_byte(b)) {
-            return Err(ParseError::header(name));
+            return Err(ParseError::header(upper_name()));
         }
         if length > rules.limit_field_size {
             return Err(ParseError::LimitRequestHeaders(
                 "limit request headers fields size",
             ));
         }
-        let value = latin1(value);
-        if apply_policy(
-            &name,
-            &value,
+        let (name, value) = section.headers.push_latin1(raw_name, value);
+        let kept = apply_policy(
+            name,
+            value,
             rules,
             head,
-            &mut section,
+            &mut section.scheme,
+            &mut section.expect_continue,
             &mut seen_host,
             &mut seen_content_type,
-        )? {
-            section.headers.push((name, value));
+        )?;
+        if !kept {
+            section.headers.pop();
         }
     }
     Ok(section)
 }
 
-/// RFC 9110 6.5.1: fields that may not appear in trailers.
-fn is_forbidden_trailer(name: &str) -> bool {
-    matches!(
-        name,
-        "HOST" | "CONTENT-LENGTH" | "TRANSFER-ENCODING" | "TRAILER" | "AUTHORIZATION" | "TE"
-    )
+/// RFC 9110 6.5.1: fields that may not appear in trailers (`name` as sent: any case).
+fn is_forbidden_trailer(name: &[u8]) -> bool {
+    [
+        "HOST",
+        "CONTENT-LENGTH",
+        "TRANSFER-ENCODING",
+        "TRAILER",
+        "AUTHORIZATION",
+        "TE",
+    ]
+    .iter()
+    .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
 }
 
-/// gunicorn's `_apply_header_policy`. Returns whether the header is kept.
+/// gunicorn's `_apply_header_policy`: may set the section's `scheme` and `expect_continue`.
+/// Returns whether the header is kept.
+#[allow(clippy::too_many_arguments)]
 fn apply_policy(
     name: &str,
     value: &str,
     rules: &LineRules,
     head: Option<&HeadPolicy<'_>>,
-    section: &mut Section,
+    scheme_seen: &mut Option<&'static str>,
+    expect_continue: &mut bool,
     seen_host: &mut bool,
     seen_content_type: &mut bool,
 ) -> Result<bool, ParseError> {
@@ -209,7 +223,7 @@ fn apply_policy(
             }
             // RFC 9110 10.1.1: an HTTP/1.0 server must ignore the expectation.
             if head.version >= (1, 1) {
-                section.expect_continue = true;
+                *expect_continue = true;
             }
         }
         if let Some(cfg) = trusted
@@ -222,10 +236,10 @@ fn apply_policy(
             } else {
                 "http"
             };
-            match section.scheme {
+            match *scheme_seen {
                 Some(first) if first != scheme => return Err(ParseError::InvalidSchemeHeaders),
                 Some(_) => {}
-                None => section.scheme = Some(scheme),
+                None => *scheme_seen = Some(scheme),
             }
         }
     }
@@ -270,11 +284,7 @@ mod tests {
         )
         .unwrap();
         let expected = [("HOST", "a"), ("SCRIPT_NAME", "/p"), ("A", "b")];
-        let got: Vec<(&str, &str)> = s
-            .headers
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
+        let got: Vec<(&str, &str)> = s.headers.iter().collect();
         assert_eq!(got, expected);
         // Untrusted peers cannot forward SCRIPT_NAME.
         assert_eq!(
@@ -308,7 +318,7 @@ mod tests {
         );
         cfg.permit_obsolete_folding = true;
         let s = parse("Long: a \r\n  b\r\n\tc", &cfg, true).unwrap();
-        assert_eq!(s.headers, vec![("LONG".into(), "a b c".into())]);
+        assert_eq!(s.headers.to_pairs(), vec![("LONG".into(), "a b c".into())]);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod body;
 mod config;
 mod error;
+mod fields;
 mod head;
 mod headers;
 mod proxy;
@@ -20,6 +21,7 @@ mod text;
 pub use body::BodyDecoder;
 pub use config::{HeaderMapPolicy, ParserConfig, Peer, ProxyMode};
 pub use error::{BadVersion, ParseError, error_page, html_escape};
+pub use fields::Fields;
 pub use head::{BodyFraming, HeadParser, RequestHead, Status, parse_head, parse_head_eof};
 pub use proxy::ProxyInfo;
 pub use repr::{py_repr_bytes, py_repr_str};

@@ -8,14 +8,39 @@ use crate::error::{BadVersion, ParseError};
 use crate::target::split_request_uri;
 use crate::text::{is_token, latin1};
 
-/// A request line that passed every check.
+/// A request line that passed every check: its method and target in one string (both are
+/// ASCII once checked), the parts of the target as ranges of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RequestLine {
-    pub method: String,
-    pub uri: String,
-    pub path: String,
-    pub query: String,
-    pub fragment: String,
+    /// The method, then the target.
+    text: String,
+    method_len: usize,
+    path: (usize, usize),
+    query: (usize, usize),
+    fragment: (usize, usize),
     pub version: (u8, u8),
+}
+
+impl RequestLine {
+    pub fn method(&self) -> &str {
+        &self.text[..self.method_len]
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.text[self.method_len..]
+    }
+
+    pub fn path(&self) -> &str {
+        &self.text[self.path.0..self.path.1]
+    }
+
+    pub fn query(&self) -> &str {
+        &self.text[self.query.0..self.query.1]
+    }
+
+    pub fn fragment(&self) -> &str {
+        &self.text[self.fragment.0..self.fragment.1]
+    }
 }
 
 /// Parses the request line (without its CRLF).
@@ -38,10 +63,14 @@ pub(crate) fn parse_request_line(
     if !is_token(method) {
         return Err(ParseError::InvalidRequestMethod(latin1(method)));
     }
-    let mut method = latin1(method);
+    // The method and the target, one after the other: a token is ASCII, and so is the
+    // target once checked below, so the bytes are their latin-1 text as they are.
+    let mut text = Vec::with_capacity(method.len() + target.len());
+    text.extend_from_slice(method);
     if cfg.casefold_http_method {
-        method.make_ascii_uppercase();
+        text.make_ascii_uppercase();
     }
+    let method = text.as_slice();
 
     // RFC 9112 3.2: the target is printable ASCII; everything else must be percent-encoded.
     if target.is_empty() || target.iter().any(|&b| !(0x21..=0x7e).contains(&b)) {
@@ -49,10 +78,10 @@ pub(crate) fn parse_request_line(
     }
     // Asterisk-form only for OPTIONS; authority-form (or anything not origin/absolute)
     // only for CONNECT.
-    if target == b"*" && method != "OPTIONS" {
+    if target == b"*" && method != b"OPTIONS" {
         return Err(bad_line());
     }
-    if method != "CONNECT"
+    if method != b"CONNECT"
         && target != b"*"
         && !target.starts_with(b"/")
         && memchr::memmem::find(target, b"://").is_none()
@@ -62,14 +91,25 @@ pub(crate) fn parse_request_line(
     let parts = split_request_uri(target).map_err(|_| bad_line())?;
 
     let version = parse_version(version, cfg)?;
-    // The target is ASCII here, so latin-1 decoding is a plain copy.
-    let ascii = latin1;
+    // The parts borrow from the target, which follows the method in `text`.
+    let method_len = text.len();
+    let range = |part: &[u8]| {
+        if part.is_empty() {
+            // An absent part may be any empty slice, not one of the target.
+            return (method_len, method_len);
+        }
+        let offset = part.as_ptr() as usize - target.as_ptr() as usize;
+        debug_assert!(offset + part.len() <= target.len());
+        (method_len + offset, method_len + offset + part.len())
+    };
+    let (path, query, fragment) = (range(parts.path), range(parts.query), range(parts.fragment));
+    text.extend_from_slice(target);
     Ok(RequestLine {
-        method,
-        uri: ascii(target),
-        path: ascii(parts.path),
-        query: ascii(parts.query),
-        fragment: ascii(parts.fragment),
+        text: String::from_utf8(text).map_err(|_| bad_line())?,
+        method_len,
+        path,
+        query,
+        fragment,
         version,
     })
 }
@@ -125,9 +165,9 @@ mod tests {
             permit_unconventional_http_method: true,
             ..Default::default()
         };
-        assert_eq!(parse("ge / HTTP/1.1", &lax).unwrap().method, "ge");
+        assert_eq!(parse("ge / HTTP/1.1", &lax).unwrap().method(), "ge");
         lax.casefold_http_method = true;
-        assert_eq!(parse("ge / HTTP/1.1", &lax).unwrap().method, "GE");
+        assert_eq!(parse("ge / HTTP/1.1", &lax).unwrap().method(), "GE");
         assert!(parse("g:t / HTTP/1.1", &lax).is_err());
     }
 
@@ -150,9 +190,9 @@ mod tests {
     fn targets() {
         let cfg = ParserConfig::default();
         let line = parse("OPTIONS * HTTP/1.1", &cfg).unwrap();
-        assert_eq!((line.uri.as_str(), line.path.as_str()), ("*", "*"));
+        assert_eq!((line.uri(), line.path()), ("*", "*"));
         let line = parse("CONNECT example.com:443 HTTP/1.1", &cfg).unwrap();
-        assert_eq!(line.path, "443");
+        assert_eq!(line.path(), "443");
         for bad in [
             "GET * HTTP/1.1",
             "GET foo HTTP/1.1",

@@ -112,7 +112,7 @@ pub enum End {
 /// One parsed request with its decoded body and trailers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Served {
-    pub head: RequestHead,
+    pub head: Box<RequestHead>,
     pub body: Vec<u8>,
     pub trailers: Vec<(String, String)>,
 }

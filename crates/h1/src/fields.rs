@@ -1,0 +1,113 @@
+//! The fields of a header (or trailer) section: upper-cased names and latin-1 decoded values,
+//! in order, all in one text buffer. A section costs two allocations (the text and its index)
+//! however many fields it has, where a string per name and per value cost two per field.
+
+use std::fmt;
+
+/// Header fields in arrival order. Names are upper-case tokens; values are the bytes decoded
+/// as latin-1 (one char per byte), as gunicorn's `bytes_to_str` does.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Fields {
+    text: String,
+    /// Per field: where its name starts, where its value starts (the name's end), where the
+    /// value ends; offsets into `text`.
+    spans: Vec<[usize; 3]>,
+}
+
+impl Fields {
+    /// Empty, with room for `bytes` of names and values and `fields` fields.
+    pub(crate) fn with_capacity(bytes: usize, fields: usize) -> Self {
+        Fields {
+            text: String::with_capacity(bytes),
+            spans: Vec::with_capacity(fields),
+        }
+    }
+
+    /// Appends a field: `name` (a token, so ASCII) upper-cased, `value` decoded as latin-1.
+    /// Returns the field as stored.
+    pub(crate) fn push_latin1(&mut self, name: &[u8], value: &[u8]) -> (&str, &str) {
+        let start = self.text.len();
+        push_latin1(&mut self.text, name);
+        self.text[start..].make_ascii_uppercase();
+        let mid = self.text.len();
+        push_latin1(&mut self.text, value);
+        self.spans.push([start, mid, self.text.len()]);
+        (&self.text[start..mid], &self.text[mid..])
+    }
+
+    /// Removes the last field (one the header policy drops after all).
+    pub(crate) fn pop(&mut self) {
+        if let Some([start, ..]) = self.spans.pop() {
+            self.text.truncate(start);
+        }
+    }
+
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The fields as `(name, value)`, in order.
+    pub fn iter(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = (&str, &str)> + ExactSizeIterator + Clone + '_ {
+        self.spans
+            .iter()
+            .map(|&[a, b, c]| (&self.text[a..b], &self.text[b..c]))
+    }
+
+    /// The value of the first field with this (upper-case) name.
+    pub fn get(&self, upper_name: &str) -> Option<&str> {
+        self.iter().find(|(n, _)| *n == upper_name).map(|(_, v)| v)
+    }
+
+    /// Owned `(name, value)` pairs (for Python).
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+}
+
+impl fmt::Debug for Fields {
+    /// As the list of `(name, value)` pairs it holds.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Appends `bytes` decoded as latin-1: ASCII as it is, any other byte as the char of that code.
+pub(crate) fn push_latin1(text: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if bytes.is_ascii() => text.push_str(s),
+        _ => text.extend(bytes.iter().map(|&b| char::from(b))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_keep_order_case_and_latin1() {
+        let mut f = Fields::with_capacity(0, 0);
+        assert_eq!(f.push_latin1(b"Host", b"a"), ("HOST", "a"));
+        f.push_latin1(b"x-caf\xe9", b"caf\xe9");
+        f.push_latin1(b"Dropped", b"z");
+        f.pop();
+        f.push_latin1(b"host", b"");
+        assert_eq!(f.len(), 3);
+        assert_eq!(
+            f.to_pairs(),
+            [("HOST", "a"), ("X-CAF\u{e9}", "caf\u{e9}"), ("HOST", "")]
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        assert_eq!(f.get("HOST"), Some("a"));
+        assert_eq!(f.get("DROPPED"), None);
+        assert_eq!(format!("{f:?}"), format!("{:?}", f.to_pairs()));
+    }
+}
