@@ -108,8 +108,7 @@ impl Conn {
     /// costs no deferred decref (pyo3 queues the decrefs of objects dropped detached).
     pub fn release_python(&mut self, py: pyo3::Python<'_>) {
         if let Some(sock) = self.py_socket.take() {
-            let _ =
-                pyo3::types::PyAnyMethods::call_method0(sock.bind(py), pyo3::intern!(py, "detach"));
+            crate::wsgi::py_socket::detach(py, &sock);
         }
         self.environ = None;
     }

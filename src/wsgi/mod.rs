@@ -9,6 +9,7 @@ pub(crate) mod environ;
 mod exchange;
 mod header_list;
 mod input;
+pub(crate) mod py_socket;
 mod response;
 mod spare;
 mod start_response;
@@ -35,7 +36,6 @@ pub struct Statics {
     pub app: Py<PyAny>,
     base_environ: Py<PyDict>,
     file_wrapper: Py<PyAny>,
-    socket_class: Py<PyAny>,
     header_keys: environ::HeaderKeys,
     script_name: String,
     pub access: Option<AccessFormat>,
@@ -98,7 +98,6 @@ impl Statics {
             app,
             base_environ: base.unbind(),
             file_wrapper: helpers.getattr("FileWrapper")?.unbind(),
-            socket_class: py.import("socket")?.getattr("socket")?.unbind(),
             header_keys: environ::HeaderKeys::default(),
             script_name,
             access,
@@ -322,7 +321,7 @@ fn conn_environ<'a>(
             Some(sock) => sock.clone_ref(py),
             None => {
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&conn.stream));
-                let sock = st.socket_class.bind(py).call1((family, 1, 0, fd))?.unbind();
+                let sock = py_socket::open(py, family, 1, fd)?;
                 conn.py_socket = Some(sock.clone_ref(py));
                 sock
             }

@@ -46,6 +46,22 @@ pub struct RequestHead {
     pub expect_continue: bool,
     /// The PROXY header in front of the connection's first request.
     pub proxy: Option<Box<ProxyInfo>>,
+    /// [`RequestHead::client_closes`], which the worker asks several times per request.
+    client_closes: bool,
+}
+
+/// Whether a client sending these headers with this version closes after its request.
+fn client_closes(headers: &Fields, version: (u8, u8)) -> bool {
+    if let Some(value) = headers.get("CONNECTION") {
+        let value = trim_sp_htab(value.as_bytes());
+        if value.eq_ignore_ascii_case(b"close") {
+            return true;
+        }
+        if value.eq_ignore_ascii_case(b"keep-alive") {
+            return false;
+        }
+    }
+    version <= (1, 0)
 }
 
 impl RequestHead {
@@ -79,17 +95,9 @@ impl RequestHead {
     /// The client itself ends the connection after this request (`Connection: close`, or
     /// HTTP/1.0 without `keep-alive`), so it sends nothing more on it (RFC 9112 9.6). Only the
     /// first Connection header counts, and only an exact close / keep-alive.
+    /// Decided once, from the head as parsed.
     pub fn client_closes(&self) -> bool {
-        if let Some(value) = self.header("CONNECTION") {
-            let value = trim_sp_htab(value.as_bytes());
-            if value.eq_ignore_ascii_case(b"close") {
-                return true;
-            }
-            if value.eq_ignore_ascii_case(b"keep-alive") {
-                return false;
-            }
-        }
-        self.version <= (1, 0)
+        self.client_closes
     }
 
     /// The first header with this (upper-case) name.
@@ -323,6 +331,7 @@ fn parse_progress(
 
     let (body, coding_forces_close) = body_framing(&section.headers, line.version)?;
     let must_close = coding_forces_close || line.method() == "CONNECT";
+    let closes = client_closes(&section.headers, line.version);
     let head = RequestHead {
         version: line.version,
         line,
@@ -334,6 +343,7 @@ fn parse_progress(
         must_close,
         expect_continue: section.expect_continue,
         proxy,
+        client_closes: closes,
     };
     Ok(Progress::Done(Box::new(head), used))
 }
