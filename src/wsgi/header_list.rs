@@ -1,6 +1,8 @@
-//! The app's response headers in one string: `name\0value\0name\0value\0...`. Names are
-//! tokens and values were checked to hold no control characters, so NUL never occurs inside
-//! them. One buffer instead of two strings per header: no allocation per header.
+//! The app's response headers in one string, in the form they take in the header block:
+//! `name: value\r\n` each. Names are tokens (no `:`) and values were checked to hold no
+//! control characters (no CR or LF), so each line splits back into its name and value. One
+//! buffer instead of two strings per header (no allocation per header), and the block copies
+//! it in one piece.
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HeaderList {
@@ -9,30 +11,30 @@ pub struct HeaderList {
 }
 
 impl HeaderList {
-    /// Appends a header; neither part may contain NUL.
+    /// Appends a header; `name` holds no `:`, neither part holds CR or LF.
     pub fn push(&mut self, name: &str, value: &str) {
-        debug_assert!(!name.contains('\0') && !value.contains('\0'));
+        debug_assert!(!name.contains(':') && !value.contains(['\r', '\n']));
         if self.text.capacity() == 0 {
             self.text.reserve(128);
         }
         self.text.push_str(name);
-        self.text.push('\0');
+        self.text.push_str(": ");
         self.text.push_str(value);
-        self.text.push('\0');
+        self.text.push_str("\r\n");
         self.count += 1;
     }
 
     /// The headers as `(name, value)` pairs, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         let mut rest = self.text.as_str();
-        // Splits at the next NUL (an ASCII byte, so both sides stay on char boundaries).
-        let mut part = move || {
-            let end = memchr::memchr(0, rest.as_bytes())?;
-            let (part, tail) = (&rest[..end], &rest[end + 1..]);
-            rest = tail;
-            Some(part)
-        };
-        std::iter::from_fn(move || Some((part()?, part()?)))
+        // `:`, CR and LF are ASCII, so every split stays on a char boundary.
+        std::iter::from_fn(move || {
+            let colon = memchr::memchr(b':', rest.as_bytes())?;
+            let end = colon + 2 + memchr::memchr(b'\r', &rest.as_bytes()[colon + 2..])?;
+            let pair = (&rest[..colon], &rest[colon + 2..end]);
+            rest = &rest[end + 2..];
+            Some(pair)
+        })
     }
 
     /// The value of the last header named `name` (any case).
@@ -56,10 +58,10 @@ impl HeaderList {
         self.text.is_empty()
     }
 
-    /// The bytes the headers take in a header block (`name: value\r\n` each).
-    pub fn wire_len(&self) -> usize {
-        // Each header has two NULs where the block has ": " and "\r\n".
-        self.text.len() + 2 * self.count
+    /// The headers as the header block's lines (`name: value\r\n` each), as text: latin-1
+    /// encoding it gives the bytes.
+    pub fn lines(&self) -> &str {
+        &self.text
     }
 
     /// Owned pairs, for Python (`resp.headers` of the hooks).
@@ -90,11 +92,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            h.wire_len(),
-            "Content-Type: text/plain\r\nX-Empty: \r\nSet-Cookie: a=1\r\n".len()
+            h.lines(),
+            "Content-Type: text/plain\r\nX-Empty: \r\nSet-Cookie: a=1\r\n"
         );
-        h.push("set-cookie", "b=2");
-        assert_eq!(h.last("SET-COOKIE"), Some("b=2"));
+        h.push("set-cookie", "b=2: c");
+        assert_eq!(h.last("SET-COOKIE"), Some("b=2: c"));
         assert_eq!(h.last("x-none"), None);
         h.retain(|n, _| n != "X-Empty");
         let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();

@@ -40,8 +40,9 @@ pub fn is_token(s: &str) -> bool {
 
 /// Tab, printable ASCII and U+0080..U+00FF (gunicorn's header value check).
 fn is_header_value(s: &str) -> bool {
-    if s.is_ascii() {
-        return s.bytes().all(|b| b == b'\t' || (0x20..=0x7e).contains(&b));
+    // Printable ASCII and HTAB, the common case, in one pass over the bytes.
+    if s.bytes().all(|b| b == b'\t' || (0x20..=0x7e).contains(&b)) {
+        return true;
     }
     s.chars()
         .all(|c| matches!(c as u32, 0x20 | 0x09 | 0x21..=0x7e | 0x80..=0xff))
@@ -234,7 +235,7 @@ impl ResponseState {
     /// The header block: status line, Server, Date, Connection, [chunked], the app's headers.
     pub fn header_block(&self, out: &mut Vec<u8>) {
         // One allocation for the whole block: fixed lines plus the app's headers.
-        let app_len = self.headers.wire_len();
+        let app_len = self.headers.lines().len();
         out.reserve(128 + self.status.as_ref().map_or(0, String::len) + app_len);
         let connection = if self.upgrade {
             "upgrade"
@@ -257,12 +258,7 @@ impl ResponseState {
         if self.chunked {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         }
-        for (k, v) in self.headers.iter() {
-            latin1(k, out);
-            out.extend_from_slice(b": ");
-            latin1(v, out);
-            out.extend_from_slice(b"\r\n");
-        }
+        latin1(self.headers.lines(), out);
         out.extend_from_slice(b"\r\n");
     }
 
