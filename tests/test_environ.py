@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from support import GUNICORN
+from support import GUNICORN, RawConn
 
 CONFIGS = {
     "sync-w1": (["-w", "1", "-k", "sync"], 1),
@@ -56,6 +56,50 @@ def test_environ_same_as_gunicorn(pair, method, path, headers, body, version):
     assert a == b
     # Same key order too (an app iterating the environ sees gunicorn's order).
     assert list(a) == list(b)
+
+
+# Requests one after another on a kept-alive connection: the same header names twice (rgun fills
+# a copy of the previous environ then), other names, repeated names, then the first names again.
+KEPT_ALIVE = [
+    ("/pre/environ/a?x=1", [("X-A", "1"), ("Cookie", "c=1"), ("X-Forwarded-Proto", "https")]),
+    ("/pre/environ/b", [("X-A", "2"), ("Cookie", "c=2"), ("X-Forwarded-Proto", "http")]),
+    ("/pre/environ/c?y", [("Cookie", "c=3"), ("Content-Type", "text/x")]),
+    ("/pre/environ/d", [("Cookie", "c=4"), ("Cookie", "d=5"), ("X-A", "3")]),
+    ("/pre/environ/e", [("Cookie", "c=6"), ("Cookie", "d=7"), ("X-A", "4")]),
+    ("/pre/environ/f?z=2", [("X-A", "5"), ("Cookie", "c=8"), ("X-Forwarded-Proto", "https")]),
+    ("/pre/environ/g", []),
+]
+
+
+def _kept_alive_environs(srv):
+    c = RawConn(srv.connect())
+    try:
+        out = []
+        for path, headers in KEPT_ALIVE:
+            c.send_request("GET", path, headers)
+            r = c.read_response()
+            assert r.status == 200, (r.status, r.body)
+            assert r.header("Connection") == "keep-alive"
+            e = json.loads(r.body)
+            for k in ("SERVER_PORT", "REMOTE_PORT", "wsgi.early_hints"):
+                e.pop(k, None)
+            out.append(e)
+        return out
+    finally:
+        c.close()
+
+
+def test_kept_alive_environs_same_as_gunicorn(pair):
+    """Each request of a kept-alive connection gets the environ (values and key order) gunicorn
+    gives it, whether or not it brings the same header names as the request before."""
+    name, ours, oracle = pair
+    if not name.startswith("gthread"):
+        pytest.skip("gunicorn's sync worker closes every connection")
+    a = _kept_alive_environs(ours)
+    b = _kept_alive_environs(oracle)
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert x == y, i
+        assert list(x) == list(y), i
 
 
 def test_early_hints_key(pair):

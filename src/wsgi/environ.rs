@@ -29,6 +29,32 @@ pub struct ConnEnviron {
     remote: Option<(Py<PyString>, Py<PyString>)>,
     /// `SERVER_NAME`, `SERVER_PORT` of a TCP listener (unix listeners use the Host header).
     server: Option<(Py<PyString>, Py<PyString>)>,
+    /// The connection's last filled environ, for requests that bring the same keys.
+    shape: Option<Shape>,
+}
+
+/// An environ just after [`fill`] (before the app saw it), with what decided its keys and
+/// their order: the header names in order, and whether a PROXY header came with the request.
+/// A later request of the connection with the same names fills a copy of it: every key it
+/// sets is already there, so setting only replaces values, in place, and the per-connection
+/// values (peer and listener address) need not be set at all. The keys and their order are
+/// exactly those of a copy of the template filled from scratch.
+struct Shape {
+    env: Py<PyDict>,
+    names: Vec<String>,
+    proxy: bool,
+}
+
+impl Shape {
+    fn fits(&self, head: &RequestHead) -> bool {
+        self.proxy == head.proxy.is_some()
+            && self.names.len() == head.headers.len()
+            && head
+                .headers
+                .iter()
+                .zip(&self.names)
+                .all(|((name, _), kept)| name == kept)
+    }
 }
 
 impl std::fmt::Debug for ConnEnviron {
@@ -80,7 +106,34 @@ impl ConnEnviron {
             template: t.unbind(),
             remote,
             server,
+            shape: None,
         })
+    }
+
+    /// The dict a request's [`fill`] starts from, and whether it is a copy of the last filled
+    /// environ ([`Shape`]) rather than of the template. The connection's `last` request takes
+    /// the dict itself: a copy would only serve a request that never comes.
+    pub fn start<'py>(
+        &self,
+        py: Python<'py>,
+        head: &RequestHead,
+        last: bool,
+    ) -> PyResult<(Bound<'py, PyDict>, bool)> {
+        let (dict, shaped) = match &self.shape {
+            Some(shape) if shape.fits(head) => (shape.env.bind(py), true),
+            _ => (self.template.bind(py), false),
+        };
+        Ok((if last { dict.clone() } else { dict.copy()? }, shaped))
+    }
+
+    /// Keeps `env`, just filled for `head`, for the connection's next requests.
+    pub fn keep_shape(&mut self, env: &Bound<'_, PyDict>, head: &RequestHead) -> PyResult<()> {
+        self.shape = Some(Shape {
+            env: env.copy()?.unbind(),
+            names: head.headers.iter().map(|(n, _)| n.to_owned()).collect(),
+            proxy: head.proxy.is_some(),
+        });
+        Ok(())
     }
 }
 
@@ -159,10 +212,13 @@ pub fn unquote_to_wsgi_str(path: &str) -> Cow<'_, str> {
 /// A gunicorn `ConfigurationProblem`: the path does not start with SCRIPT_NAME.
 pub struct ConfigurationProblem(pub String);
 
-/// Fills `env` (a copy of the connection's template) with the request's keys.
+/// Fills `env` (from [`ConnEnviron::start`]) with the request's keys; `shaped`: `env` is a
+/// copy of the last filled environ, whose per-connection values are already right.
+#[allow(clippy::too_many_arguments)]
 pub fn fill<'py>(
     py: Python<'py>,
     env: &Bound<'py, PyDict>,
+    shaped: bool,
     head: &RequestHead,
     conn: &Conn,
     ce: &ConnEnviron,
@@ -246,7 +302,10 @@ pub fn fill<'py>(
         s => PyString::new(py, s),
     };
     env.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+    // A shaped environ holds these already: no PROXY header on either request (the shape
+    // matched), so both took them from the connection.
     match &ce.remote {
+        _ if shaped => {}
         Some((addr, port)) => {
             env.set_item(intern!(py, "REMOTE_ADDR"), addr)?;
             env.set_item(intern!(py, "REMOTE_PORT"), port)?;
@@ -255,8 +314,10 @@ pub fn fill<'py>(
     }
 
     if let Some((name, port)) = &ce.server {
-        env.set_item(intern!(py, "SERVER_NAME"), name)?;
-        env.set_item(intern!(py, "SERVER_PORT"), port)?;
+        if !shaped {
+            env.set_item(intern!(py, "SERVER_NAME"), name)?;
+            env.set_item(intern!(py, "SERVER_PORT"), port)?;
+        }
     } else {
         let (server_name, server_port) = match host {
             Some(h) => match h.split_once(':') {

@@ -197,21 +197,16 @@ pub fn handle(
     // copying it would only serve a request that never comes. A later request (there is none
     // on these paths) would build a new template.
     let last = head.should_close() || force_close || st.force_close;
-    let environ = match conn_environ(py, st, &mut conn).and_then(|ce| {
-        let template = ce.template.bind(py);
-        if last {
-            Ok(template.clone())
-        } else {
-            template.copy()
-        }
-    }) {
-        Ok(e) => e,
-        Err(e) => return app_error(py, st, conn, &head, None, &e),
-    };
+    let (environ, shaped) =
+        match conn_environ(py, st, &mut conn).and_then(|ce| ce.start(py, &head, last)) {
+            Ok(e) => e,
+            Err(e) => return app_error(py, st, conn, &head, None, &e),
+        };
     let filled = match conn.environ.as_deref() {
         Some(ce) => environ::fill(
             py,
             &environ,
+            shaped,
             &head,
             &conn,
             ce,
@@ -224,6 +219,12 @@ pub fn handle(
     };
     if last {
         conn.environ = None;
+    } else if !shaped
+        && matches!(filled, Ok(Ok(())))
+        && let Some(ce) = conn.environ.as_deref_mut()
+        && let Err(e) = ce.keep_shape(&environ, &head)
+    {
+        return app_error(py, st, conn, &head, None, &e);
     }
     match filled {
         Ok(Ok(())) => {}
