@@ -69,28 +69,41 @@ const TEMPLATE_KEYS: usize = 6;
 /// sets and a browser's dozen or more headers.
 const REQUEST_ROOM: usize = 24;
 
+/// The worker's template of templates: the base environ, then placeholders for `wsgi.input`,
+/// `gunicorn.socket` and the request line's keys, in a table with room for a request's keys (a
+/// copy of it then takes them without resizing: a resize per request was most of a hello
+/// request's dict work). Each connection's template is a copy with its `gunicorn.socket`.
+pub fn prototype<'py>(py: Python<'py>, base: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    let t = crate::python::capi::dict_with_room(py, base.len() + TEMPLATE_KEYS + REQUEST_ROOM)?;
+    for (k, v) in base.iter() {
+        t.set_item(k, v)?;
+    }
+    let none = py.None();
+    for key in [
+        intern!(py, "wsgi.input"),
+        intern!(py, "gunicorn.socket"),
+        intern!(py, "REQUEST_METHOD"),
+        intern!(py, "QUERY_STRING"),
+        intern!(py, "RAW_URI"),
+        intern!(py, "SERVER_PROTOCOL"),
+    ] {
+        t.set_item(key, &none)?;
+    }
+    Ok(t)
+}
+
 impl ConnEnviron {
-    /// Builds the template from the worker's base environ; `sock` is the connection's
-    /// `gunicorn.socket`.
+    /// Builds the connection's template from the worker's [`prototype`]; `sock` is the
+    /// connection's `gunicorn.socket`.
     pub fn new(
         py: Python<'_>,
-        base: &Bound<'_, PyDict>,
+        prototype: &Bound<'_, PyDict>,
         sock: Py<PyAny>,
         conn: &Conn,
     ) -> PyResult<ConnEnviron> {
-        // Room for a request's keys: a copy of the template then takes them without resizing
-        // its table (a resize per request was most of a hello request's dict work).
-        let t = crate::python::capi::dict_with_room(py, base.len() + TEMPLATE_KEYS + REQUEST_ROOM)?;
-        for (k, v) in base.iter() {
-            t.set_item(k, v)?;
-        }
-        let none = py.None();
-        t.set_item(intern!(py, "wsgi.input"), &none)?;
+        // A dense dict's copy clones its table: no insertion, and the room stays.
+        let t = prototype.copy()?;
         t.set_item(intern!(py, "gunicorn.socket"), sock)?;
-        t.set_item(intern!(py, "REQUEST_METHOD"), &none)?;
-        t.set_item(intern!(py, "QUERY_STRING"), &none)?;
-        t.set_item(intern!(py, "RAW_URI"), &none)?;
-        t.set_item(intern!(py, "SERVER_PROTOCOL"), &none)?;
         let text = |s: &str| PyString::new(py, s).unbind();
         let remote = conn.peer.map(|a| {
             (

@@ -34,7 +34,8 @@ use start_response::io_stop_to_py;
 /// Per-worker Python objects and settings the bridge needs on every request.
 pub struct Statics {
     pub app: Py<PyAny>,
-    base_environ: Py<PyDict>,
+    /// The base environ and the per-request placeholders ([`environ::prototype`]).
+    environ_prototype: Py<PyDict>,
     file_wrapper: Py<PyAny>,
     header_keys: environ::HeaderKeys,
     script_name: String,
@@ -96,7 +97,7 @@ impl Statics {
             pre_request,
             post_request,
             app,
-            base_environ: base.unbind(),
+            environ_prototype: environ::prototype(py, &base)?.unbind(),
             file_wrapper: helpers.getattr("FileWrapper")?.unbind(),
             header_keys: environ::HeaderKeys::default(),
             script_name,
@@ -327,7 +328,7 @@ fn conn_environ<'a>(
                 sock
             }
         };
-        let ce = environ::ConnEnviron::new(py, st.base_environ.bind(py), sock, conn)?;
+        let ce = environ::ConnEnviron::new(py, st.environ_prototype.bind(py), sock, conn)?;
         conn.environ = Some(Box::new(ce));
     }
     conn.environ
