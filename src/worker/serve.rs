@@ -697,7 +697,10 @@ fn peer_of(srv: &Server, conn: &Conn) -> Peer {
         trusted: srv.forwarded.allows(ip),
         proxy_allowed: srv.proxy_allow.allows(ip),
         is_tls: conn.is_tls(),
-        ip: ip.map(super::addr_text::ip),
+        // Only the PROXY protocol's refusal message shows it.
+        ip: ip
+            .filter(|_| srv.st.parser.proxy_protocol != rgun_h1::ProxyMode::Off)
+            .map(super::addr_text::ip),
     }
 }
 

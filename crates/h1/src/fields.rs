@@ -24,13 +24,20 @@ impl Fields {
     }
 
     /// Appends a field: `name` (a token, so ASCII) upper-cased, `value` decoded as latin-1.
+    /// `section` is the text of the whole header section when it is all ASCII (checked once
+    /// for the section): parts of it are then copied as they are, without a check each.
     /// Returns the field as stored.
-    pub(crate) fn push_latin1(&mut self, name: &[u8], value: &[u8]) -> (&str, &str) {
+    pub(crate) fn push_latin1(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        section: Option<&str>,
+    ) -> (&str, &str) {
         let start = self.text.len();
-        push_latin1(&mut self.text, name);
+        push_part(&mut self.text, name, section);
         self.text[start..].make_ascii_uppercase();
         let mid = self.text.len();
-        push_latin1(&mut self.text, value);
+        push_part(&mut self.text, value, section);
         self.spans.push([start, mid, self.text.len()]);
         (&self.text[start..mid], &self.text[mid..])
     }
@@ -80,6 +87,21 @@ impl fmt::Debug for Fields {
     }
 }
 
+/// Appends `part` decoded as latin-1, taking it from `section` (an ASCII text) when it is a
+/// part of it.
+fn push_part(text: &mut String, part: &[u8], section: Option<&str>) {
+    if let Some(whole) = section {
+        let offset = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+        if let Some(s) = whole.get(offset..offset.wrapping_add(part.len()))
+            && s.as_bytes().as_ptr() == part.as_ptr()
+        {
+            text.push_str(s);
+            return;
+        }
+    }
+    push_latin1(text, part);
+}
+
 /// Appends `bytes` decoded as latin-1: ASCII as it is, any other byte as the char of that code.
 pub(crate) fn push_latin1(text: &mut String, bytes: &[u8]) {
     match std::str::from_utf8(bytes) {
@@ -95,11 +117,21 @@ mod tests {
     #[test]
     fn fields_keep_order_case_and_latin1() {
         let mut f = Fields::with_capacity(0, 0);
-        assert_eq!(f.push_latin1(b"Host", b"a"), ("HOST", "a"));
-        f.push_latin1(b"x-caf\xe9", b"caf\xe9");
-        f.push_latin1(b"Dropped", b"z");
+        assert_eq!(f.push_latin1(b"Host", b"a", None), ("HOST", "a"));
+        f.push_latin1(b"x-caf\xe9", b"caf\xe9", None);
+        f.push_latin1(b"Dropped", b"z", None);
         f.pop();
-        f.push_latin1(b"host", b"");
+        // Parts of an ASCII section are taken from its text; others are decoded.
+        let section = "host: b";
+        let bytes = section.as_bytes();
+        f.push_latin1(&bytes[..4], b"", Some(section));
+        assert_eq!(
+            f.push_latin1(&bytes[..4], &bytes[6..], Some(section)),
+            ("HOST", "b")
+        );
+        assert_eq!(f.push_latin1(b"X", b"\xe9", Some(section)), ("X", "\u{e9}"));
+        f.pop();
+        f.pop();
         assert_eq!(f.len(), 3);
         assert_eq!(
             f.to_pairs(),

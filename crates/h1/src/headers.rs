@@ -100,6 +100,12 @@ pub(crate) fn parse_section(
     };
     let (mut seen_host, mut seen_content_type) = (false, false);
     let mut lines = Lines::new(data);
+    // Checked once: parts of an ASCII section need no check of their own.
+    let ascii = if data.is_ascii() {
+        std::str::from_utf8(data).ok()
+    } else {
+        None
+    };
     let mut folded = Vec::new();
 
     while lines.has_next() {
@@ -157,7 +163,7 @@ pub(crate) fn parse_section(
                 "limit request headers fields size",
             ));
         }
-        let (name, value) = section.headers.push_latin1(raw_name, value);
+        let (name, value) = section.headers.push_latin1(raw_name, value, ascii);
         let kept = apply_policy(
             name,
             value,
