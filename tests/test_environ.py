@@ -59,7 +59,8 @@ def test_environ_same_as_gunicorn(pair, method, path, headers, body, version):
 
 
 # Requests one after another on a kept-alive connection: the same header names twice (rgun fills
-# a copy of the previous environ then), other names, repeated names, then the first names again.
+# a copy of the previous environ then), other names, repeated names, the first names again, the
+# same request twice, changed and unchanged values.
 KEPT_ALIVE = [
     ("/pre/environ/a?x=1", [("X-A", "1"), ("Cookie", "c=1"), ("X-Forwarded-Proto", "https")]),
     ("/pre/environ/b", [("X-A", "2"), ("Cookie", "c=2"), ("X-Forwarded-Proto", "http")]),
@@ -67,6 +68,9 @@ KEPT_ALIVE = [
     ("/pre/environ/d", [("Cookie", "c=4"), ("Cookie", "d=5"), ("X-A", "3")]),
     ("/pre/environ/e", [("Cookie", "c=6"), ("Cookie", "d=7"), ("X-A", "4")]),
     ("/pre/environ/f?z=2", [("X-A", "5"), ("Cookie", "c=8"), ("X-Forwarded-Proto", "https")]),
+    ("/pre/environ/f?z=2", [("X-A", "5"), ("Cookie", "c=8"), ("X-Forwarded-Proto", "https")]),
+    ("/pre/environ/g", [("Content-Type", "a/b"), ("Content-Length", "0")]),
+    ("/pre/environ/g", [("Content-Type", "a/c"), ("Content-Length", "0")]),
     ("/pre/environ/g", []),
 ]
 

@@ -251,7 +251,7 @@ pub fn fill<'py>(
         PyString::new(py, head.query())
     };
     env.set_item(intern!(py, "QUERY_STRING"), query)?;
-    env.set_item(intern!(py, "RAW_URI"), PyString::new(py, head.uri()))?;
+    set_text(env, shaped, intern!(py, "RAW_URI"), head.uri())?;
     let proto = match head.version {
         (1, 1) => intern!(py, "HTTP/1.1").clone(),
         (1, 0) => intern!(py, "HTTP/1.0").clone(),
@@ -267,11 +267,11 @@ pub fn fill<'py>(
             "HOST" => host = Some(value).filter(|h| !h.is_empty()),
             "SCRIPT_NAME" => script_name = value,
             "CONTENT-TYPE" => {
-                env.set_item(intern!(py, "CONTENT_TYPE"), PyString::new(py, value))?;
+                set_text(env, shaped, intern!(py, "CONTENT_TYPE"), value)?;
                 continue;
             }
             "CONTENT-LENGTH" => {
-                env.set_item(intern!(py, "CONTENT_LENGTH"), PyString::new(py, value))?;
+                set_text(env, shaped, intern!(py, "CONTENT_LENGTH"), value)?;
                 continue;
             }
             _ => {}
@@ -292,7 +292,7 @@ pub fn fill<'py>(
             // with `HTTP_`): the values are joined below.
             repeated.push((key, vec![value]));
         } else {
-            env.set_item(key, PyString::new(py, value))?;
+            set_text(env, shaped, &key, value)?;
         }
     }
     for (key, vals) in repeated {
@@ -371,7 +371,12 @@ pub fn fill<'py>(
             }
         }
     }
-    env.set_item(intern!(py, "PATH_INFO"), unquote_to_wsgi_str(path).as_ref())?;
+    set_text(
+        env,
+        shaped,
+        intern!(py, "PATH_INFO"),
+        &unquote_to_wsgi_str(path),
+    )?;
     let script_name = if script_name.is_empty() {
         intern!(py, "").clone()
     } else {
@@ -395,6 +400,25 @@ pub fn fill<'py>(
         )?;
     }
     Ok(Ok(()))
+}
+
+/// Sets `key` to the text `value`. In a shaped environ ([`Shape`]) the key holds the previous
+/// request's value, which most requests repeat (the host, the user agent, cookies): an equal
+/// value is left in place instead of replaced by a new string of the same text.
+fn set_text(
+    env: &Bound<'_, PyDict>,
+    shaped: bool,
+    key: &Bound<'_, PyString>,
+    value: &str,
+) -> PyResult<()> {
+    if shaped
+        && let Some(old) = env.get_item(key)?
+        && let Ok(old) = old.cast::<PyString>()
+        && old.to_str().is_ok_and(|t| t == value)
+    {
+        return Ok(());
+    }
+    env.set_item(key, PyString::new(env.py(), value))
 }
 
 /// Whether two header names give the same environ key (`-` and `_` both become `_`).
