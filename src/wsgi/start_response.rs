@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use super::exchange::Exchange;
 use super::response::HeaderError;
@@ -29,6 +29,24 @@ fn lock(ex: &Arc<Mutex<Exchange>>) -> PyResult<MutexGuard<'_, Exchange>> {
 
 /// One `(name, value)` of a header list: apps pass 2-tuples; anything else unpacks like
 /// gunicorn's `for name, value in headers`.
+/// The items of the headers argument: a list, the common case, read by index; anything else
+/// through Python's iterator protocol.
+enum Items<'py> {
+    List(pyo3::types::list::BoundListIterator<'py>),
+    Any(Bound<'py, pyo3::types::PyIterator>),
+}
+
+impl<'py> Iterator for Items<'py> {
+    type Item = PyResult<Bound<'py, PyAny>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Items::List(it) => it.next().map(Ok),
+            Items::Any(it) => it.next(),
+        }
+    }
+}
+
 fn header_pair<'py>(item: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     match item.cast::<PyTuple>() {
         Ok(t) if t.len() == 2 => Ok((t.get_item(0)?, t.get_item(1)?)),
@@ -120,7 +138,11 @@ impl StartResponse {
         };
         let to_py = |e: HeaderError| header_error_to_py(py, e);
         ex.resp.set_status(status).map_err(to_py)?;
-        for item in headers.try_iter()? {
+        let items = match headers.cast::<PyList>() {
+            Ok(list) => Items::List(list.iter()),
+            Err(_) => Items::Any(headers.try_iter()?),
+        };
+        for item in items {
             let (name, value) = header_pair(&item?)?;
             if !name.is_instance_of::<pyo3::types::PyString>() {
                 return Err(PyTypeError::new_err(format!(
@@ -194,7 +216,11 @@ impl EarlyHints {
             return Ok(());
         }
         let mut out = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
-        for item in headers.try_iter()? {
+        let items = match headers.cast::<PyList>() {
+            Ok(list) => Items::List(list.iter()),
+            Err(_) => Items::Any(headers.try_iter()?),
+        };
+        for item in items {
             let (name, value) = header_pair(&item?)?;
             let name = latin1_str(&name)?;
             let value = latin1_str(&value)?;
