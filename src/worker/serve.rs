@@ -733,12 +733,21 @@ async fn read_head(
             let Some(ka) = srv.keepalive else {
                 return HeadRead::Close;
             };
-            idle.as_mut().reset(tokio::time::Instant::now() + ka);
-            tokio::select! {
-                biased;
-                r = conn.read_more() => Ok(r),
-                () = &mut idle => return HeadRead::Close,
-                () = signals::stopped() => return HeadRead::Close,
+            // The idle sleep stays armed for an earlier deadline and is moved on only when it
+            // fires before this one (moving it for every request cost a timer-wheel update).
+            let until = tokio::time::Instant::now() + ka;
+            loop {
+                tokio::select! {
+                    biased;
+                    r = conn.read_more() => break Ok(r),
+                    () = &mut idle => {
+                        if tokio::time::Instant::now() >= until {
+                            return HeadRead::Close;
+                        }
+                        idle.as_mut().reset(until);
+                    }
+                    () = signals::stopped() => return HeadRead::Close,
+                }
             }
         } else {
             tokio::time::timeout(srv.header_timeout, conn.read_more()).await
