@@ -194,9 +194,11 @@ pub fn handle(
     // Only the access log and StatsD read the duration.
     let start = (st.access.is_some() || observe::statsd::enabled()).then(Instant::now);
     let mut conn = conn;
-    // The connection's last request (the sync worker's only one) takes the template itself:
-    // copying it would only serve a request that never comes. A later request (there is none
-    // on these paths) would build a new template.
+    // The connection's last request (the sync worker's only one) takes the template (or the
+    // kept environ, see `environ::ConnEnviron::start`) itself: copying it would only serve a
+    // request that never comes. A later request (there is none on these paths) would build a
+    // new template. Other requests keep their filled environ for the next one when it was not
+    // already such a copy.
     let last = head.should_close() || force_close || st.force_close;
     let (environ, shaped) =
         match conn_environ(py, st, &mut conn).and_then(|ce| ce.start(py, &head, last)) {
