@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::text::{offset_in, push_latin1};
+
 /// Header fields in arrival order. Names are upper-case tokens; values are the bytes decoded
 /// as latin-1 (one char per byte), as gunicorn's `bytes_to_str` does.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -90,24 +92,14 @@ impl fmt::Debug for Fields {
 /// Appends `part` decoded as latin-1, taking it from `section` (an ASCII text) when it is a
 /// part of it.
 fn push_part(text: &mut String, part: &[u8], section: Option<&str>) {
-    if let Some(whole) = section {
-        let offset = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
-        if let Some(s) = whole.get(offset..offset.wrapping_add(part.len()))
-            && s.as_bytes().as_ptr() == part.as_ptr()
-        {
-            text.push_str(s);
-            return;
-        }
+    if let Some(whole) = section
+        && let Some(at) = offset_in(whole.as_bytes(), part)
+        && let Some(s) = whole.get(at..at + part.len())
+    {
+        text.push_str(s);
+        return;
     }
     push_latin1(text, part);
-}
-
-/// Appends `bytes` decoded as latin-1: ASCII as it is, any other byte as the char of that code.
-pub(crate) fn push_latin1(text: &mut String, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) if bytes.is_ascii() => text.push_str(s),
-        _ => text.extend(bytes.iter().map(|&b| char::from(b))),
-    }
 }
 
 #[cfg(test)]

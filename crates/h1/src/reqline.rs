@@ -6,7 +6,7 @@ use memchr::memchr;
 use crate::config::ParserConfig;
 use crate::error::{BadVersion, ParseError};
 use crate::target::split_request_uri;
-use crate::text::{is_token, latin1};
+use crate::text::{is_token, latin1, offset_in};
 
 /// A request line that passed every check: its method and target in one string (both are
 /// ASCII once checked), the parts of the target as ranges of it.
@@ -93,14 +93,13 @@ pub(crate) fn parse_request_line(
     let version = parse_version(version, cfg)?;
     // The parts borrow from the target, which follows the method in `text`.
     let method_len = text.len();
-    let range = |part: &[u8]| {
-        if part.is_empty() {
-            // An absent part may be any empty slice, not one of the target.
-            return (method_len, method_len);
+    let range = |part: &[u8]| match offset_in(target, part) {
+        Some(offset) => (method_len + offset, method_len + offset + part.len()),
+        // An absent part may be any empty slice, not one of the target.
+        None => {
+            debug_assert!(part.is_empty());
+            (method_len, method_len)
         }
-        let offset = part.as_ptr() as usize - target.as_ptr() as usize;
-        debug_assert!(offset + part.len() <= target.len());
-        (method_len + offset, method_len + offset + part.len())
     };
     let (path, query, fragment) = (range(parts.path), range(parts.query), range(parts.fragment));
     text.extend_from_slice(target);

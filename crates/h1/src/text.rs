@@ -3,11 +3,24 @@
 
 /// Decodes bytes as latin-1 (one char per byte), the way gunicorn's `bytes_to_str` does.
 pub(crate) fn latin1(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    push_latin1(&mut text, bytes);
+    text
+}
+
+/// Appends `bytes` decoded as latin-1: ASCII as it is, any other byte as the char of that code.
+pub(crate) fn push_latin1(text: &mut String, bytes: &[u8]) {
     match std::str::from_utf8(bytes) {
         // Pure ASCII is by far the common case and is valid UTF-8 as is.
-        Ok(s) if bytes.is_ascii() => s.to_owned(),
-        _ => bytes.iter().map(|&b| char::from(b)).collect(),
+        Ok(s) if bytes.is_ascii() => text.push_str(s),
+        _ => text.extend(bytes.iter().map(|&b| char::from(b))),
     }
+}
+
+/// Where `part` starts in `whole`, when it is a slice of it.
+pub(crate) fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
+    let offset = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    (offset <= whole.len() && part.len() <= whole.len() - offset).then_some(offset)
 }
 
 /// First CRLF in `data`. Scans for LF with memchr, which beats building a substring
@@ -106,6 +119,16 @@ pub(crate) fn trim_end_sp_htab(mut s: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_of_parts() {
+        let whole = b"GET /a?b";
+        assert_eq!(offset_in(whole, &whole[4..6]), Some(4));
+        assert_eq!(offset_in(whole, &whole[8..]), Some(8));
+        assert_eq!(offset_in(whole, b"/a"), None);
+        assert_eq!(offset_in(&whole[..4], &whole[3..6]), None);
+        assert_eq!(latin1(b"caf\xe9"), "caf\u{e9}");
+    }
 
     #[test]
     fn latin1_round_trip() {
