@@ -7,7 +7,6 @@
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HeaderList {
     text: String,
-    count: usize,
 }
 
 impl HeaderList {
@@ -21,7 +20,6 @@ impl HeaderList {
         self.text.push_str(": ");
         self.text.push_str(value);
         self.text.push_str("\r\n");
-        self.count += 1;
     }
 
     /// The headers as `(name, value)` pairs, in order.
