@@ -136,7 +136,7 @@ impl Conn {
         }
     }
 
-    /// Whether the next response may be held (see `outbox::busy`).
+    /// Whether the next response may be held (see `outbox::call_starts`).
     pub fn hold_next(&mut self, on: bool) {
         self.hold_now = on;
     }

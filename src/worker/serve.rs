@@ -166,6 +166,8 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
     }
 
     let rt = match tokio::runtime::Builder::new_current_thread()
+        // Where a turn of app calls ends, for holding responses (`outbox`).
+        .on_thread_park(super::outbox::runtime_parks)
         .enable_all()
         .build()
     {
@@ -612,7 +614,7 @@ async fn serve_conn(
         // thread has a persistent Python thread state, so the attach only takes the GIL.
         let one_thread = srv.threads == 1;
         if one_thread {
-            conn.hold_next(super::outbox::busy());
+            conn.hold_next(super::outbox::call_starts());
         }
         let call = |py: Python<'_>| {
             let waiter = Waiter {
