@@ -5,9 +5,8 @@ connection's app call can keep a finished response from the client.
 Each case is an ordering the client can see, run against rgun and real gunicorn 27.0.1: the app
 waits (up to 10 s) for a marker file that the test creates only once it has read the response. A
 server that held the response until the app returned would make the app time out instead.
-rgun holds a response only when the worker is busy (app calls have followed each other closely
-for a few requests), so the request whose response is to be held comes pipelined right behind
-a run of others.
+rgun holds a response only when other app calls share its turn (`outbox::call_starts`), so the
+request whose response is to be held comes pipelined right behind a run of others.
 """
 
 import os
@@ -32,8 +31,8 @@ def _wait_file(path):
         return f.read().strip()
 
 
-# Pipelined ahead of the request whose response is to be held: enough back-to-back app calls
-# for rgun's worker to count as busy (`outbox::busy`).
+# Pipelined ahead of the request whose response is to be held: app calls in the same turn of
+# rgun's worker, so that its response is held (`outbox::call_starts`).
 RUN = 8
 HELLOS = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" * RUN
 

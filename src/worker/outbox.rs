@@ -27,7 +27,7 @@
 
 use std::cell::Cell;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -52,9 +52,6 @@ thread_local! {
 /// compares two looks to tell one long call from many short ones.
 static CALL_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// How many connections hold bytes.
-static HELD_COUNT: AtomicUsize = AtomicUsize::new(0);
-
 /// Marks the start of an app call on the runtime thread; returns whether its response may be
 /// held: only when other responses are likely to go out with it, that is when another call
 /// ran in this turn (since the runtime last ran out of work) or the previous turn had several.
@@ -68,21 +65,8 @@ static HELD_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// two-worker Flask run.
 pub fn call_starts() -> bool {
     CALL_SEQ.fetch_add(1, Ordering::Relaxed);
-    watch_held();
     let before = TURN_CALLS.with(|c| c.replace(c.get().saturating_add(1)));
     may_hold(before, LAST_TURN_CALLS.with(Cell::get))
-}
-
-/// Wakes the watchdog if responses are held and it sleeps. It is needed only while an app call
-/// runs with responses held, so it is woken when such a call starts, not by every hold: at low
-/// load a held response is sent before any call starts.
-fn watch_held() {
-    if HELD_COUNT.load(Ordering::SeqCst) > 0
-        && let Some(Some(ob)) = OUTBOX.get()
-        && ob.asleep.load(Ordering::SeqCst)
-    {
-        ob.wake_up();
-    }
 }
 
 /// Whether a call may be held, after `before` calls in its turn and `last_turn` in the turn
@@ -158,9 +142,8 @@ impl Out {
         self.held.load(Ordering::Acquire)
     }
 
-    /// Holds `bufs` (appended to what is held already) and lists them for the watchdog (which
-    /// a call that starts meanwhile wakes). False when there is no watchdog (its thread could
-    /// not start): the caller sends them.
+    /// Holds `bufs` (appended to what is held already) and registers with the watchdog. False
+    /// when there is no watchdog (its thread could not start): the caller sends them.
     pub fn hold(self: &Arc<Self>, bufs: &[&[u8]]) -> bool {
         let Some(ob) = outbox() else {
             return false;
@@ -174,12 +157,15 @@ impl Out {
         for b in bufs {
             st.bytes.extend_from_slice(b);
         }
-        if !self.held.swap(true, Ordering::SeqCst) {
-            HELD_COUNT.fetch_add(1, Ordering::SeqCst);
-        }
+        self.held.store(true, Ordering::SeqCst);
         drop(st);
         if !self.listed.swap(true, Ordering::AcqRel) {
             ob.lock().push(self.clone());
+        }
+        // Woken here, not when the next call starts: the call that holds its response is still
+        // running (the iterable's `close()`, the app's own work after the last write).
+        if ob.asleep.load(Ordering::SeqCst) {
+            ob.wake_up();
         }
         true
     }
@@ -196,9 +182,7 @@ impl Out {
 
     /// Nothing is held any more (called under the state lock).
     fn unheld(&self) {
-        if self.held.swap(false, Ordering::SeqCst) {
-            HELD_COUNT.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.held.store(false, Ordering::Release);
     }
 
     /// Drops the held bytes and forgets the descriptor: the connection is going away.
@@ -245,9 +229,8 @@ struct Outbox {
 }
 
 /// The worker's outbox, its watchdog started on first use. `None` if the thread cannot start.
-static OUTBOX: OnceLock<Option<Outbox>> = OnceLock::new();
-
 fn outbox() -> Option<&'static Outbox> {
+    static OUTBOX: OnceLock<Option<Outbox>> = OnceLock::new();
     OUTBOX
         .get_or_init(|| {
             let started = std::thread::Builder::new()
@@ -296,9 +279,8 @@ fn watchdog() {
     loop {
         let mut list = ob.lock();
         if idle >= IDLE_AFTER {
-            // Announce the sleep before the last look: a call starting after a `hold` either sees
-            // `asleep` (and wakes this thread) or the held bytes are seen here (SeqCst on all
-            // sides).
+            // Announce the sleep before the last look: a `hold` either sees `asleep` (and wakes
+            // this thread) or its bytes are seen here (both sides use SeqCst).
             ob.asleep.store(true, Ordering::SeqCst);
             if list.iter().any(|o| o.held.load(Ordering::SeqCst)) {
                 ob.asleep.store(false, Ordering::SeqCst);
@@ -390,8 +372,6 @@ mod tests {
         let (ours, mut peer) = pair();
         let out = Out::new(ours.as_raw_fd());
         assert!(out.hold(&[b"late"]));
-        // As when an app call starts: the watchdog is awake.
-        watch_held();
         // Nothing here sends it: the read returns once the watchdog has (or times out).
         let mut got = [0u8; 4];
         peer.read_exact(&mut got).unwrap();
