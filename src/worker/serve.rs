@@ -437,7 +437,10 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
                     }
                 } else {
                     tokio::spawn(task);
-                    next_turn(&srv).await;
+                    // Behind the new connection's task in the queue, without the I/O driver
+                    // poll of `next_turn` (one `epoll_wait` per connection more): the next
+                    // accept tells whether more are waiting.
+                    HandOff::default().await;
                 }
             }
             Err(e) => {
@@ -671,9 +674,10 @@ async fn next_turn(srv: &Server) {
 
 /// Pending once, waking itself while it runs. tokio reschedules a task woken during its own poll
 /// as a yield: at the back of the thread's queue (where other threads can steal it, unlike the
-/// LIFO slot), and it notifies an idle runtime thread, if there is one, to come and look for
-/// work. That thread then polls the I/O driver when it finds nothing else to do. `yield_now`
-/// does not notify (tokio defers it until this thread parks).
+/// LIFO slot), and on a multi-thread runtime it notifies an idle runtime thread, if there is
+/// one, to come and look for work. That thread then polls the I/O driver when it finds nothing
+/// else to do. `yield_now` does not notify (tokio defers it until this thread parks, and on the
+/// current-thread runtime until the I/O driver has been polled).
 #[derive(Default)]
 struct HandOff(bool);
 
