@@ -10,9 +10,10 @@
 //! How: the write that completes a response copies it into the connection's [`Out`] instead of
 //! sending it; the connection's task sends it after its turn (`serve_conn` yields first, so
 //! the other ready connections run their apps before). Bounded: a watchdog thread looks every
-//! [`TICK`] and sends what is held when the runtime thread has been in one app call since its
-//! previous look (a slow app, or a slow `close()` of a response iterable), so a response never
-//! waits more than two ticks behind a slow call, nor [`MAX_WAIT`] in any case. A turn of fast
+//! [`TICK`] and sends what is held when the runtime thread has neither started nor ended an app
+//! call since its previous look (a slow app, a slow `close()` of a response iterable, or the
+//! thread preempted), so a response never waits more than about two ticks behind a stalled
+//! runtime thread, nor [`MAX_WAIT`] in any case. A turn of fast
 //! calls is not interrupted: its responses go out together at its end, as they would from a
 //! single-threaded event loop. (Sending whatever had waited 1 ms, every 1 ms, cost 3-6% of a
 //! pinned worker's throughput: the watchdog's wake-ups and the sends it made in the middle of
@@ -48,8 +49,8 @@ thread_local! {
     static LAST_TURN_CALLS: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Counts app calls on the runtime thread, twice each: odd while a call runs. The watchdog
-/// compares two looks to tell one long call from many short ones.
+/// Counts app calls on the runtime thread, twice each (start and end). The watchdog compares
+/// two looks to tell a stalled runtime thread from one that is getting through its turn.
 static CALL_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Marks the start of an app call on the runtime thread; returns whether its response may be
@@ -90,10 +91,12 @@ pub fn runtime_parks() {
     }
 }
 
-/// Whether the watchdog should send what is held: the runtime thread has been inside the same
-/// app call at two looks one tick apart.
-fn one_long_call(previous: u64, now: u64) -> bool {
-    now == previous && now % 2 == 1
+/// Whether the watchdog should send what is held: no app call started or ended between two
+/// looks one tick apart. Inside one call (odd count) that is a slow call; between calls (even)
+/// the runtime thread was not running (preempted: only app calls take that long), and a held
+/// response would otherwise wait for its next time slice.
+fn stalled(previous: u64, now: u64) -> bool {
+    now == previous
 }
 
 /// One connection's held bytes.
@@ -267,9 +270,9 @@ impl Outbox {
     }
 }
 
-/// Every [`TICK`] while something is held, sends what is held if one app call has run since
-/// the previous look, and what has been held [`MAX_WAIT`] in any case; sleeps when nothing has
-/// been held for a while.
+/// Every [`TICK`] while something is held, sends what is held if the runtime thread has
+/// stalled since the previous look, and what has been held [`MAX_WAIT`] in any case; sleeps
+/// when nothing has been held for a while.
 fn watchdog() {
     let Some(ob) = outbox() else {
         return;
@@ -289,14 +292,14 @@ fn watchdog() {
                 list = ob.wake.wait(list).unwrap_or_else(|e| e.into_inner());
             }
             idle = 0;
-            // A call seen for the first time after a sleep has not run a whole tick yet.
+            // The first look after a sleep: compared with the next one, a tick later.
             seq = CALL_SEQ.load(Ordering::Relaxed);
         }
         drop(list);
         std::thread::sleep(TICK);
         let previous = seq;
         seq = CALL_SEQ.load(Ordering::Relaxed);
-        let slow_call = one_long_call(previous, seq);
+        let stuck = stalled(previous, seq);
         let mut list = ob.lock();
         list.retain(|o| !o.closed.load(Ordering::Acquire));
         if list.iter().any(|o| o.is_held()) {
@@ -306,7 +309,7 @@ fn watchdog() {
         }
         for out in list.iter().filter(|o| o.is_held()) {
             let mut st = out.lock();
-            if out.is_held() && (slow_call || st.since.elapsed() >= MAX_WAIT) {
+            if out.is_held() && (stuck || st.since.elapsed() >= MAX_WAIT) {
                 let done = st.send_now();
                 if matches!(done, Ok(true) | Err(_)) {
                     out.unheld();
@@ -343,14 +346,15 @@ mod tests {
     }
 
     #[test]
-    fn only_one_call_seen_at_both_looks_is_a_long_call() {
+    fn no_call_started_or_ended_between_two_looks_is_a_stall() {
         // Inside call 3 (odd) at both looks: the same call ran the whole tick.
-        assert!(one_long_call(3, 3));
-        // Between calls at both looks: the runtime thread is not in the app.
-        assert!(!one_long_call(4, 4));
-        // Calls ended and started in between: the runtime thread is making progress.
-        assert!(!one_long_call(3, 5));
-        assert!(!one_long_call(3, 4));
+        assert!(stalled(3, 3));
+        // Between the same two calls at both looks: the runtime thread did not run.
+        assert!(stalled(4, 4));
+        // Calls ended and started in between: the runtime thread is getting through its turn.
+        assert!(!stalled(3, 5));
+        assert!(!stalled(3, 4));
+        assert!(!stalled(4, 6));
     }
 
     #[test]
