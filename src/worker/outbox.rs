@@ -42,6 +42,7 @@ pub const MAX_WAIT: Duration = Duration::from_millis(20);
 pub const MAX_HELD: usize = 64 * 1024;
 /// The watchdog sleeps until it is needed again after this many ticks with nothing held.
 const IDLE_AFTER: u32 = 10;
+
 thread_local! {
     /// App calls since the runtime thread last parked (ran out of work), and in the turn
     /// before that.
