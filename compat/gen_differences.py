@@ -96,6 +96,12 @@ OTHER = [
      "responses go out together; gunicorn sends each at once. So `close()` of the response iterable, the access "
      "log line and `post_request` may run before the client has the last bytes (never for longer than that), "
      "and the access log's request time does not include that last send."),
+    ("Objects inherited from the master", "the master calls `gc.freeze()` before it forks each worker, so the "
+     "objects a worker inherits (the config, hooks, the standard-library modules both servers' masters import, "
+     "and the app with `--preload`) are in the collector's permanent generation: the worker's collections never "
+     "touch them, which keeps their memory shared with the master, and a reference cycle among them that "
+     "becomes garbage in a worker is never collected. gunicorn does not freeze (`gc.get_freeze_count()` is 0 "
+     "in its workers)."),
     ("`logger_class` with `access()`", "a logger class that overrides `access()` is refused: rgun renders "
      "access lines itself."),
     ("`--reload` and `worker_int`", "a worker that sees a changed file always runs `worker_int` before it stops; "

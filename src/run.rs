@@ -88,6 +88,8 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
             return 1;
         }
     }
+    // What gunicorn's master has imported by now, so that workers share it (and see it).
+    python::master_modules::import(py);
     let app = if cfg.bool("preload_app") {
         match python::app::load_app(py, &cfg) {
             Ok(a) => Some(a),

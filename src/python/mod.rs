@@ -5,6 +5,7 @@ pub mod app;
 pub mod capi;
 pub mod hooks;
 pub mod logging;
+pub mod master_modules;
 pub mod signals;
 pub mod tstate;
 
@@ -21,6 +22,7 @@ use pyo3::prelude::*;
 /// (pending) until it has installed its own handlers ([`unblock_worker_signals`]), so a TERM
 /// sent right after the fork is neither lost in the master's inherited handlers nor fatal.
 pub fn fork(py: Python<'_>) -> PyResult<i32> {
+    master_modules::freeze(py);
     let set = worker_signals();
     let _ = set.thread_block();
     let pid = py

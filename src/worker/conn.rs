@@ -454,6 +454,10 @@ impl Conn {
             }
         }
         let _ = shutdown(self.fd(), Shutdown::Write);
+        // What is drained is thrown away: read it into the buffer the connection has (8 KiB)
+        // rather than at the body's step, which would grow the buffer to 64 KiB (a realloc
+        // copying it) for every connection a sync worker closes.
+        self.set_read_cap(HEAD_READ);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
         let mut drained = 0usize;
         while drained < 64 * 1024 {
