@@ -60,3 +60,44 @@ def test_workers_inherit_what_gunicorns_master_imported(tmp_path):
     assert {"email.utils", "typing", "datetime", "urllib.parse", "ssl"} <= ours
     # The master's objects are in the collector's permanent generation in the worker.
     assert state["frozen"] > 1000
+
+
+FREEZE_CONF = r'''
+import gc, os
+
+def _note(what):
+    with open(os.environ["FREEZE_OUT"], "a") as f:
+        f.write("%s %d\n" % (what, gc.get_freeze_count()))
+
+def post_fork(server, worker):
+    _note("post_fork")
+
+def on_reload(server):
+    _note("on_reload")
+'''
+
+
+@pytest.mark.skipif(TESTING_GUNICORN, reason="rgun's own behaviour (gunicorn does not freeze)")
+def test_a_reload_unfreezes_and_the_next_fork_freezes_again(tmp_path):
+    import os
+    import signal
+
+    (tmp_path / "conf.py").write_text(FREEZE_CONF)
+    (tmp_path / "gcapp.py").write_text(APP)
+    out = tmp_path / "freeze.txt"
+    srv = Server(["-c", str(tmp_path / "conf.py"), "gcapp:app"], exe=RGUN, tmpdir=tmp_path,
+                 cwd=str(tmp_path), extra_env={"FREEZE_OUT": str(out)})
+    srv.start()
+    try:
+        lines = lambda: out.read_text().split("\n") if out.exists() else []  # noqa: E731
+        wait_until(lambda: any(l.startswith("post_fork") for l in lines()), 10, what="post_fork")
+        os.kill(srv.master_pid, signal.SIGHUP)
+        wait_until(lambda: sum(l.startswith("post_fork") for l in lines()) >= 2, 15,
+                   what="a worker of the new generation")
+    finally:
+        srv.stop()
+    events = [l.split() for l in lines() if l]
+    counts = {name: [int(n) for e, n in events if e == name] for name in ("post_fork", "on_reload")}
+    # Workers start with what the master held frozen; the master's reload runs unfrozen.
+    assert all(n > 1000 for n in counts["post_fork"]), events
+    assert counts["on_reload"] == [0], events

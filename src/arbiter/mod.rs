@@ -411,6 +411,9 @@ Error: {msg}
     /// waiting up to `graceful_timeout` for them.
     fn reload(&mut self, py: Python<'_>) -> Result<Option<Box<WorkerContext>>, Halt> {
         let old_bind: Vec<String> = self.cfg.list("bind").to_vec();
+        // What the previous configuration leaves behind (its namespace is a reference cycle)
+        // must stay collectable; the next fork freezes what the master holds again.
+        python::master_modules::unfreeze(py);
         self.restore_env(py);
         let cfg = match self.load_config(py) {
             Ok(c) => c,

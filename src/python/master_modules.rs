@@ -8,7 +8,8 @@
 //! list (`compat/master_modules.txt`, extracted from gunicorn by
 //! `compat/extract_master_modules.py`), and freezes the garbage collector's view of what it
 //! holds before each fork ([`freeze`]), so a worker's collections never write to those objects
-//! (which would copy their pages into the worker).
+//! (which would copy their pages into the worker). A reload unfreezes first ([`unfreeze`]), so
+//! the previous configuration's garbage can still be collected in the master.
 
 use pyo3::prelude::*;
 
@@ -34,6 +35,11 @@ pub fn import(py: Python<'_>) {
 /// generation, so that no later collection, in the master or in a worker, touches it.
 pub fn freeze(py: Python<'_>) {
     let _ = py.import("gc").and_then(|gc| gc.call_method0("freeze"));
+}
+
+/// `gc.unfreeze()`: the master's objects are collectable again (until the next [`freeze`]).
+pub fn unfreeze(py: Python<'_>) {
+    let _ = py.import("gc").and_then(|gc| gc.call_method0("unfreeze"));
 }
 
 #[cfg(test)]
