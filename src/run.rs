@@ -14,6 +14,10 @@ use crate::python::{self, app::WorkerClass};
 /// Runs rgun with `argv` and returns the exit code.
 pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
     observe::local_zone_init();
+    // What gunicorn has imported before it reads its configuration (its own dependencies), so
+    // that workers inherit it as gunicorn's do, and a project module named like one of them
+    // (found once the config puts the project first on `sys.path`) shadows it in neither.
+    python::master_modules::import(py);
     let cfg = match config::load(py, argv) {
         Loaded::Run(cfg) => cfg,
         Loaded::Exit(code) => return code,
@@ -88,8 +92,6 @@ pub fn main(py: Python<'_>, argv: &[String]) -> i32 {
             return 1;
         }
     }
-    // What gunicorn's master has imported by now, so that workers share it (and see it).
-    python::master_modules::import(py);
     let app = if cfg.bool("preload_app") {
         match python::app::load_app(py, &cfg) {
             Ok(a) => Some(a),

@@ -101,3 +101,27 @@ def test_a_reload_unfreezes_and_the_next_fork_freezes_again(tmp_path):
     # Workers start with what the master held frozen; the master's reload runs unfrozen.
     assert all(n > 1000 for n in counts["post_fork"]), events
     assert counts["on_reload"] == [0], events
+
+
+@pytest.mark.skipif(TESTING_GUNICORN, reason="compares rgun with gunicorn")
+def test_a_project_module_named_like_one_of_them_does_not_shadow_it(tmp_path):
+    """gunicorn imports its standard-library dependencies before the configuration puts the
+    project first on `sys.path`, so a project's own `calendar.py` never replaces the standard
+    module (and is not run by the master)."""
+    (tmp_path / "calendar.py").write_text("raise RuntimeError('the project calendar.py ran')\n")
+    (tmp_path / "calapp.py").write_text(
+        "import calendar\n"
+        "def app(environ, start_response):\n"
+        "    body = calendar.__file__.encode()\n"
+        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+        "    return [body]\n")
+    bodies = {}
+    for name, exe in (("gunicorn", GUNICORN), ("rgun", RGUN)):
+        srv = Server(["calapp:app"], exe=exe, tmpdir=tmp_path, cwd=str(tmp_path), name=name)
+        srv.start()
+        try:
+            bodies[name] = srv.request("GET", "/").body
+        finally:
+            srv.stop()
+    assert bodies["rgun"] == bodies["gunicorn"]
+    assert not bodies["rgun"].startswith(str(tmp_path).encode())

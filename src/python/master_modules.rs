@@ -4,12 +4,13 @@
 //! `email`, `typing`, `datetime`, `urllib.parse`, `ssl`, ...) by the time it forks, so its
 //! workers inherit them and their pages stay shared between the master and every worker. Flask
 //! and Django import most of them; an rgun worker that had to import them itself held a private
-//! copy of each (a Flask worker cost 3 MB more than under gunicorn). The master imports the same
-//! list (`compat/master_modules.txt`, extracted from gunicorn by
-//! `compat/extract_master_modules.py`), and freezes the garbage collector's view of what it
-//! holds before each fork ([`freeze`]), so a worker's collections never write to those objects
-//! (which would copy their pages into the worker). A reload unfreezes first ([`unfreeze`]), so
-//! the previous configuration's garbage can still be collected in the master.
+//! copy of each (a Flask worker cost 3 MB more than under gunicorn). rgun imports the same list
+//! (`compat/master_modules.txt`, extracted from gunicorn by `compat/extract_master_modules.py`)
+//! first thing, before the configuration, as gunicorn's own imports come first, and freezes the
+//! garbage collector's view of what the master holds before each fork ([`freeze`]), so a
+//! worker's collections never write to those objects (which would copy their pages into the
+//! worker). A reload unfreezes first ([`unfreeze`]), so the previous configuration's garbage can
+//! still be collected in the master.
 
 use pyo3::prelude::*;
 
