@@ -35,12 +35,18 @@ pub fn import(py: Python<'_>) {
 /// `gc.freeze()`: moves every object the master holds now into the collector's permanent
 /// generation, so that no later collection, in the master or in a worker, touches it.
 pub fn freeze(py: Python<'_>) {
-    let _ = py.import("gc").and_then(|gc| gc.call_method0("freeze"));
+    gc(py, "freeze");
 }
 
 /// `gc.unfreeze()`: the master's objects are collectable again (until the next [`freeze`]).
 pub fn unfreeze(py: Python<'_>) {
-    let _ = py.import("gc").and_then(|gc| gc.call_method0("unfreeze"));
+    gc(py, "unfreeze");
+}
+
+/// Calls `gc.<method>()`; neither call can fail in a working interpreter, and a failure would
+/// cost only memory sharing.
+fn gc(py: Python<'_>, method: &str) {
+    let _ = py.import("gc").and_then(|gc| gc.call_method0(method));
 }
 
 #[cfg(test)]
