@@ -59,6 +59,10 @@ struct Server {
     worker_connections: usize,
     /// Request slots of a multi-thread runtime (`threads`); unused with one thread.
     slots: Semaphore,
+    /// The gate and long-call watch of a multi-thread runtime (`handoff`).
+    handoff: Option<Arc<super::handoff::Watch>>,
+    /// Its watchdog runs; without one, every call hands off first.
+    lazy: std::sync::atomic::AtomicBool,
     conns: AtomicUsize,
     conn_closed: Notify,
     /// Accepted connections whose task has not run yet (multi-thread runtime only), and the
@@ -144,6 +148,8 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
             .unwrap_or(1000)
             .max(1),
         slots: Semaphore::new(threads),
+        handoff: (threads > 1).then(|| super::handoff::Watch::new(threads)),
+        lazy: std::sync::atomic::AtomicBool::new(false),
         conns: AtomicUsize::new(0),
         conn_closed: Notify::new(),
         starting: AtomicUsize::new(0),
@@ -242,19 +248,41 @@ fn serve_threaded(py: Python<'_>, srv: Arc<Server>, listeners: Vec<Listener>, ct
             Err(e) => return runtime_error(&e.into()),
         };
     signals::set_main_wake(wake_write);
+    let Some(watch) = srv.handoff.clone() else {
+        return runtime_error(&std::io::Error::other("no hand-off watch"));
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(srv.threads)
         .thread_name("rgun-gthread")
         // One Python thread state per runtime thread, for the thread's whole life.
-        .on_thread_start(crate::python::tstate::register)
+        .on_thread_start({
+            let w = watch.clone();
+            move || {
+                w.thread_starts();
+                crate::python::tstate::register();
+            }
+        })
         .on_thread_stop(crate::python::tstate::unregister)
-        .on_thread_park(crate::python::tstate::release_sticky)
+        .on_thread_park({
+            let w = watch.clone();
+            move || {
+                crate::python::tstate::release_sticky();
+                w.thread_parks();
+            }
+        })
+        .on_thread_unpark({
+            let w = watch.clone();
+            move || w.thread_unparks()
+        })
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => return runtime_error(&e),
     };
+    if watch.start(rt.handle().clone()) {
+        srv.lazy.store(true, Ordering::Relaxed);
+    }
     {
         let _entered = rt.enter();
         for l in listeners {
@@ -269,6 +297,8 @@ fn serve_threaded(py: Python<'_>, srv: Arc<Server>, listeners: Vec<Listener>, ct
     // The main thread waits without the GIL: a runtime thread may keep it between requests, and
     // the heartbeat must not depend on getting it back.
     py.detach(|| control_loop(&srv, &ctl, &wake_read));
+    // No thread may wait at the gate while the runtime shuts down.
+    watch.open();
     // Shutting the runtime down waits for its threads, which need the GIL to finish the
     // requests they run and to drop their thread states.
     py.detach(|| drop(rt));
@@ -563,6 +593,9 @@ async fn serve_conn(
     if srv.threads > 1 {
         srv.starting.fetch_sub(1, Ordering::Relaxed);
         srv.conn_started.notify_waiters();
+        // That woke the accept loop into this thread's LIFO slot, which no other thread can
+        // take: let it run before an app call here can block this thread (`handoff`).
+        HandOff::default().await;
     }
     let Some(mut conn) = open(&srv, stream, peer, info).await else {
         return;
@@ -596,10 +629,12 @@ async fn serve_conn(
         } else {
             None
         };
-        if srv.threads > 1 {
-            // The app blocks this runtime thread. Yield once first, so that tokio wakes an idle
-            // runtime thread: it takes over the I/O driver (which this thread may have been the
-            // one to poll) and the tasks queued here, instead of sleeping until the app returns.
+        // The app blocks this runtime thread. The gate (`handoff`) lets another runtime thread
+        // take over the I/O driver and the queued tasks once a call runs long. When calls run
+        // long often, or without the gate's watchdog, yield before every call so that tokio
+        // wakes an idle runtime thread for that at once.
+        let eager = srv.handoff.as_ref().is_some_and(|w| w.eager());
+        if srv.threads > 1 && (eager || !srv.lazy.load(Ordering::Relaxed)) {
             HandOff::default().await;
         }
         if signals::quick() {
@@ -620,6 +655,7 @@ async fn serve_conn(
             conn.hold_next(super::outbox::call_starts());
         }
         let call = |py: Python<'_>| {
+            let _call = srv.handoff.as_ref().map(|w| w.call());
             let waiter = Waiter {
                 wakeup: srv.app_wakeup,
                 deadline: None,
