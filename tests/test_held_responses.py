@@ -16,9 +16,10 @@ import pytest
 
 from support import GUNICORN, RawConn, wait_until
 
-def _server(spawn, exe):
-    # rgun holds responses only where connections are kept alive on one runtime thread.
-    args = ["-k", "gthread", "--threads", "1", "wsgiapps:app"]
+def _server(spawn, exe, threads):
+    # rgun holds responses where gthread keeps connections alive, with one runtime thread or
+    # several.
+    args = ["-k", "gthread", "--threads", str(threads), "wsgiapps:app"]
     if exe == "gunicorn":
         return spawn(args, exe=GUNICORN, name="gunicorn")
     return spawn(args, name="rgun")
@@ -47,9 +48,10 @@ def _connect(srv):
     return s
 
 
+@pytest.mark.parametrize("threads", [1, 4])
 @pytest.mark.parametrize("exe", ["rgun", "gunicorn"])
-def test_the_response_reaches_the_client_before_close_returns(spawn, tmp_path, exe):
-    srv = _server(spawn, exe)
+def test_the_response_reaches_the_client_before_close_returns(spawn, tmp_path, exe, threads):
+    srv = _server(spawn, exe, threads)
     marker = str(tmp_path / "client-has-it")
     with _connect(srv) as s:
         s.sendall(HELLOS + f"GET /close_waits?marker={marker} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
@@ -61,12 +63,13 @@ def test_the_response_reaches_the_client_before_close_returns(spawn, tmp_path, e
         assert _wait_file(marker + ".result") == "seen"
 
 
+@pytest.mark.parametrize("threads", [1, 4])
 @pytest.mark.parametrize("exe", ["rgun", "gunicorn"])
-def test_another_connections_app_call_does_not_hold_back_a_finished_response(spawn, tmp_path, exe):
+def test_another_connections_app_call_does_not_hold_back_a_finished_response(spawn, tmp_path, exe, threads):
     # The second connection is kept alive, waiting for its next request, while the first
     # one's app runs; its request arrives meanwhile and its app runs next, in the turn in
     # which the first response is finished.
-    srv = _server(spawn, exe)
+    srv = _server(spawn, exe, threads)
     started = str(tmp_path / "first-started")
     marker = str(tmp_path / "client-has-first")
     with _connect(srv) as first, _connect(srv) as second:

@@ -268,6 +268,7 @@ fn serve_threaded(py: Python<'_>, srv: Arc<Server>, listeners: Vec<Listener>, ct
             move || {
                 crate::python::tstate::release_sticky();
                 w.thread_parks();
+                super::outbox::runtime_parks();
             }
         })
         .on_thread_unpark({
@@ -600,9 +601,9 @@ async fn serve_conn(
     let Some(mut conn) = open(&srv, stream, peer, info).await else {
         return;
     };
-    if srv.threads == 1 && srv.keepalive.is_some() {
-        // One runtime thread, connections kept alive: the turn's finished responses go out
-        // together (`outbox`). A response before a close is never held.
+    if srv.keepalive.is_some() {
+        // gthread, connections kept alive: the turn's finished responses go out together
+        // (`outbox`). A response before a close is never held.
         conn.hold_responses();
     }
     let mut first = true;
@@ -650,10 +651,7 @@ async fn serve_conn(
         let force_close = !signals::alive() || srv.keepalive.is_none();
         // Inline, on the runtime thread that read the head. On a multi-thread runtime this
         // thread has a persistent Python thread state, so the attach only takes the GIL.
-        let one_thread = srv.threads == 1;
-        if one_thread {
-            conn.hold_next(super::outbox::call_starts());
-        }
+        conn.hold_next(super::outbox::call_starts());
         let call = |py: Python<'_>| {
             let _call = srv.handoff.as_ref().map(|w| w.call());
             let waiter = Waiter {
@@ -667,9 +665,7 @@ async fn serve_conn(
         } else {
             Python::attach(call)
         };
-        if one_thread {
-            super::outbox::call_ended();
-        }
+        super::outbox::call_ended();
         drop(permit);
         match after {
             After::KeepAlive(c) if signals::alive() && srv.keepalive.is_some() => {
