@@ -22,10 +22,11 @@
 //! remote API), the yield costs little against the call, and waiting for the watchdog before
 //! each would delay the requests behind it.
 //!
-//! Measured (alternated probes, 2 workers × 4 threads): hello 11.4-13.7 µs per request and p99
-//! 3.5-8.9 ms against 14-18 µs and 9-19 ms with a yield before every call; the bench's S2 rose
-//! from 0.95× to 1.40× granian. The cost: the watchdog's wake-ups while calls run (500 a second
-//! per worker; +12 µs per request of a 10 ms sleep app at 770 req/s).
+//! Measured: alternated probes (hello, 2 workers × 4 threads) 11.4-13.7 µs per request and p99
+//! 3.5-8.9 ms against 14-18 µs and 9-19 ms with a yield before every call; in the bench's full
+//! run S2 gthread 4 went from 52-75k req/s at 19-21 µs to 86.7k at 13.2 µs. The cost: the
+//! watchdog's wake-ups while calls run (500 a second per worker; +12 µs per request of a 10 ms
+//! sleep app at 770 req/s, none measurable at S8's 6,250 req/s).
 //!
 //! Invariants:
 //! * Some thread may always run: the gate holds a thread back only while another thread is
@@ -40,7 +41,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How often the watchdog looks while calls run.
-pub const TICK: Duration = Duration::from_millis(2);
+const TICK: Duration = Duration::from_millis(2);
 /// The watchdog sleeps after this many looks with no call running.
 const IDLE_AFTER: u32 = 20;
 /// The longest a thread waits at the gate.
