@@ -118,7 +118,8 @@ impl Watch {
         })
     }
 
-    /// Starts the watchdog; false (the gate then stays open) when its thread cannot start.
+    /// Starts the watchdog. When its thread cannot start, the worker stays eager (the gate open,
+    /// a yield before every call).
     pub fn start(self: &Arc<Self>, rt: tokio::runtime::Handle) -> bool {
         let w = self.clone();
         let started = std::thread::Builder::new()
@@ -130,6 +131,7 @@ impl Watch {
                 crate::observe::warning(&format!(
                     "Cannot start the hand-off thread ({e}); every app call hands off first."
                 ));
+                self.eager.store(true, Ordering::Relaxed);
                 self.open();
                 false
             }

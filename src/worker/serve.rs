@@ -61,8 +61,6 @@ struct Server {
     slots: Semaphore,
     /// The gate and long-call watch of a multi-thread runtime (`handoff`).
     handoff: Option<Arc<super::handoff::Watch>>,
-    /// Its watchdog runs; without one, every call hands off first.
-    lazy: std::sync::atomic::AtomicBool,
     conns: AtomicUsize,
     conn_closed: Notify,
     /// Accepted connections whose task has not run yet (multi-thread runtime only), and the
@@ -149,7 +147,6 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
             .max(1),
         slots: Semaphore::new(threads),
         handoff: (threads > 1).then(|| super::handoff::Watch::new(threads)),
-        lazy: std::sync::atomic::AtomicBool::new(false),
         conns: AtomicUsize::new(0),
         conn_closed: Notify::new(),
         starting: AtomicUsize::new(0),
@@ -281,9 +278,7 @@ fn serve_threaded(py: Python<'_>, srv: Arc<Server>, listeners: Vec<Listener>, ct
         Ok(rt) => rt,
         Err(e) => return runtime_error(&e),
     };
-    if watch.start(rt.handle().clone()) {
-        srv.lazy.store(true, Ordering::Relaxed);
-    }
+    watch.start(rt.handle().clone());
     {
         let _entered = rt.enter();
         for l in listeners {
@@ -634,8 +629,7 @@ async fn serve_conn(
         // take over the I/O driver and the queued tasks once a call runs long. When calls run
         // long often, or without the gate's watchdog, yield before every call so that tokio
         // wakes an idle runtime thread for that at once.
-        let eager = srv.handoff.as_ref().is_some_and(|w| w.eager());
-        if srv.threads > 1 && (eager || !srv.lazy.load(Ordering::Relaxed)) {
+        if srv.handoff.as_ref().is_some_and(|w| w.eager()) {
             HandOff::default().await;
         }
         if signals::quick() {
