@@ -645,7 +645,11 @@ async fn serve_conn(
         let force_close = !signals::alive() || srv.keepalive.is_none();
         // Inline, on the runtime thread that read the head. On a multi-thread runtime this
         // thread has a persistent Python thread state, so the attach only takes the GIL.
-        conn.hold_next(super::outbox::call_starts());
+        // Turns are counted only where responses may be held (gthread keeping connections alive).
+        let holding = srv.keepalive.is_some();
+        if holding {
+            conn.hold_next(super::outbox::call_starts());
+        }
         let call = |py: Python<'_>| {
             let _call = srv.handoff.as_ref().map(|w| w.call());
             let waiter = Waiter {
@@ -659,7 +663,9 @@ async fn serve_conn(
         } else {
             Python::attach(call)
         };
-        super::outbox::call_ended();
+        if holding {
+            super::outbox::call_ended();
+        }
         drop(permit);
         match after {
             After::KeepAlive(c) if signals::alive() && srv.keepalive.is_some() => {
