@@ -11,6 +11,7 @@
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -77,6 +78,9 @@ pub struct Conn {
     out: Option<Arc<Out>>,
     /// Whether the response being served may be held (the worker is busy).
     hold_now: bool,
+    /// When the last bytes of a response went out, if the connection closes after them
+    /// (`cork::stamp`, 0 for none): the close times the stretch in between.
+    last_sent: AtomicU64,
 }
 
 impl Drop for Conn {
@@ -133,6 +137,7 @@ impl Conn {
             client_done: false,
             out: None,
             hold_now: false,
+            last_sent: AtomicU64::new(0),
         }
     }
 
@@ -342,6 +347,29 @@ impl Conn {
 
     /// Writes all of `bufs`, blocking this thread (GIL released while waiting).
     pub fn write_all_blocking(&self, bufs: &[&[u8]], waiter: &Waiter) -> Result<(), IoStop> {
+        self.write_blocking(bufs, waiter, MsgFlags::MSG_NOSIGNAL)
+    }
+
+    /// Writes the last bytes of a response after which this connection closes: corked for
+    /// the FIN when `cork` allows (plain TCP).
+    pub fn write_last_blocking(&self, bufs: &[&[u8]], waiter: &Waiter) -> Result<(), IoStop> {
+        let flags = if self.tls.is_none() && super::cork::allowed() {
+            MsgFlags::MSG_NOSIGNAL | MSG_MORE
+        } else {
+            MsgFlags::MSG_NOSIGNAL
+        };
+        let sent = self.write_blocking(bufs, waiter, flags);
+        self.last_sent
+            .store(super::cork::stamp(), Ordering::Relaxed);
+        sent
+    }
+
+    fn write_blocking(
+        &self,
+        bufs: &[&[u8]],
+        waiter: &Waiter,
+        flags: MsgFlags,
+    ) -> Result<(), IoStop> {
         self.send_held_blocking(waiter)?;
         let fd = self.stream.as_fd();
         if let Some(tls) = &self.tls {
@@ -376,10 +404,10 @@ impl Conn {
                 iov[n] = IoSlice::new(b);
                 n += 1;
             }
-            send_all(fd, &mut iov[..n], waiter)
+            send_all(fd, &mut iov[..n], waiter, flags)
         } else {
             let mut iov: Vec<IoSlice<'_>> = pieces.map(|b| IoSlice::new(b)).collect();
-            send_all(fd, &mut iov, waiter)
+            send_all(fd, &mut iov, waiter, flags)
         }
     }
 
@@ -423,6 +451,10 @@ impl Conn {
     /// still sends (up to 64 KiB, for up to 2 s), so the close does not turn into an RST that
     /// would destroy the response in flight. TLS sends `close_notify` first.
     pub async fn close_graceful(mut self) {
+        let sent = *self.last_sent.get_mut();
+        if sent != 0 {
+            super::cork::record_since(sent);
+        }
         if self.send_held().await.is_err() {
             return;
         }
@@ -487,14 +519,18 @@ fn read_into(
     }
 }
 
+/// `MSG_MORE` (nix has no name for it): keep a partial segment for what follows (`cork`).
+const MSG_MORE: MsgFlags = MsgFlags::from_bits_retain(nix::libc::MSG_MORE);
+
 /// Sends every byte of `iov` with `sendmsg`, waiting while the socket is full.
 fn send_all(
     fd: BorrowedFd<'_>,
     mut iov: &mut [IoSlice<'_>],
     waiter: &Waiter,
+    flags: MsgFlags,
 ) -> Result<(), IoStop> {
     while !iov.is_empty() {
-        match sendmsg::<()>(fd.as_raw_fd(), iov, &[], MsgFlags::MSG_NOSIGNAL, None) {
+        match sendmsg::<()>(fd.as_raw_fd(), iov, &[], flags, None) {
             Ok(n) => IoSlice::advance_slices(&mut iov, n),
             Err(nix::errno::Errno::EAGAIN) => waiter.wait(fd, PollFlags::POLLOUT)?,
             Err(nix::errno::Errno::EINTR) => waiter.check_signals()?,

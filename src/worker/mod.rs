@@ -8,6 +8,7 @@
 pub mod addr_text;
 mod ciphers;
 pub mod conn;
+mod cork;
 mod handoff;
 pub mod outbox;
 mod pytls;

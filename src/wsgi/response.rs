@@ -136,17 +136,17 @@ impl ResponseState {
         !self.chunked && (self.omits_body || self.response_length.is_some_and(|n| self.sent >= n))
     }
 
-    /// Sends `bufs`; when they end the response of a connection that stays open, the
-    /// connection may hold them for the end of the runtime's turn instead (`worker::outbox`).
-    /// Not before a close (measured: the `Connection: close` rate fell 8%), and never a `101` or
-    /// other upgrade: the app may go on writing on the raw socket.
+    /// Sends `bufs`. When they end the response: before a close they go out with the FIN
+    /// (`worker::cork`); on a connection that stays open they may be held for the end of the
+    /// runtime's turn (`worker::outbox`). Never a `101` or other upgrade: the app may go on
+    /// writing on the raw socket.
     fn send(&self, conn: &Conn, waiter: &Waiter, bufs: &[&[u8]], last: bool) -> Result<(), IoStop> {
+        let final_bytes = last && !self.upgrade && self.status_code.is_some_and(|s| s >= 200);
+        if final_bytes && self.should_close() {
+            return conn.write_last_blocking(bufs, waiter);
+        }
         let small =
             || bufs.iter().map(|b| b.len()).sum::<usize>() <= crate::worker::outbox::MAX_HELD;
-        let final_bytes = last
-            && !self.should_close()
-            && !self.upgrade
-            && self.status_code.is_some_and(|s| s >= 200);
         if final_bytes && small() && conn.hold(bufs) {
             return Ok(());
         }
