@@ -91,11 +91,19 @@ OTHER = [
      "`[SSL] <rustls' description>`. Clients get OpenSSL's alert for those common cases."),
     ("TLS close", "rgun sends `close_notify` before closing a TLS connection; gunicorn closes the TCP connection "
      "without it, which a strict client reads as a ragged EOF."),
-    ("When a finished response leaves", "with one-thread `gthread` under load, the last write of a response "
-     "on a kept-alive connection (up to 64 KiB) waits for the other requests of the worker's turn, at most about 2 ms, so that the turn's "
+    ("When a finished response leaves", "with `gthread` under load, the last write of a response "
+     "on a kept-alive connection (up to 64 KiB) waits for the other requests of the worker's turn, at most about "
+     "2 ms with one thread (20 ms with several), so that the turn's "
      "responses go out together; gunicorn sends each at once. So `close()` of the response iterable, the access "
      "log line and `post_request` may run before the client has the last bytes (never for longer than that), "
      "and the access log's request time does not include that last send."),
+    ("The last bytes before a close", "the last write of a response after which the connection closes is "
+     "sent with `MSG_MORE`, so that the close adds the FIN to it (one TCP segment instead of two); gunicorn sends "
+     "it at once and closes after `close()` of the response iterable and `post_request`. That work then runs "
+     "before the client has the last bytes. A worker that sees it take longer than 1 ms sends the last bytes of "
+     "its next 128 closing responses at once, so an app whose work after the response is slow is not delayed "
+     "by it, and one where it is slow now and then has at most one response in 128 delayed by its length "
+     "(by about 200 ms at most: the kernel then sends them)."),
     ("Objects inherited from the master", "the master calls `gc.freeze()` before it forks each worker, so the "
      "objects a worker inherits (the config, hooks, the standard-library modules both servers' masters import, "
      "and the app with `--preload`) are in the collector's permanent generation: the worker's collections never "
