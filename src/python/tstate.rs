@@ -22,6 +22,15 @@
 //! after [`SLICE`] (1 ms), which bounds how long requests taken by other threads wait; other
 //! Python threads get it at CPython's switch interval, or whenever the app blocks.
 //!
+//! The single runtime thread of a `sync` or one-thread `gthread` worker (the main thread) goes
+//! further: it stays attached while it runs tasks and detaches only while the runtime waits for
+//! events ([`park_attached`] and [`unpark_attached`], its park and unpark callbacks, while
+//! [`hold_between_parks`] runs the runtime). Every `Python::attach` inside is then pyo3's
+//! bookkeeping only: no `PyGILState_Ensure`/`Release`, no GIL taken and dropped per request
+//! (about 600 instructions each; callgrind). Blocking waits inside still let go of the GIL
+//! (`Waiter::wait` detaches around `poll`), and other Python threads get it whenever the runtime
+//! waits for events, or at CPython's switch interval while the app runs.
+//!
 //! Invariant: with `capi.rs`, the only `unsafe` outside `src/unix/`.
 
 use std::cell::Cell;
@@ -92,6 +101,51 @@ pub fn release_sticky() {
             HELD.set(Some((gstate, tstate)));
         }
         STICKY.set(false);
+    }
+}
+
+thread_local! {
+    /// Set while [`hold_between_parks`] runs a runtime on this thread.
+    static HOLDING: Cell<bool> = const { Cell::new(false) };
+    /// The thread state [`park_attached`] detached, until [`unpark_attached`] restores it.
+    static PARKED: Cell<*mut ffi::PyThreadState> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Runs `f` (a current-thread runtime's `block_on`, whose park and unpark callbacks are
+/// [`park_attached`] and [`unpark_attached`]) attached to the interpreter: the thread keeps the
+/// GIL while it runs tasks and lets go of it only while the runtime waits for events.
+pub fn hold_between_parks<R>(_py: pyo3::Python<'_>, f: impl FnOnce() -> R) -> R {
+    HOLDING.set(true);
+    let out = f();
+    HOLDING.set(false);
+    // Parked and not woken again (the runtime stopped in between): attach again before
+    // returning to code that holds `py`.
+    unpark_attached();
+    out
+}
+
+/// The runtime is about to wait for events: detaches this thread's thread state (releases the
+/// GIL) while [`hold_between_parks`] runs it; does nothing otherwise.
+pub fn park_attached() {
+    if HOLDING.get() && PARKED.get().is_null() {
+        // SAFETY: `hold_between_parks` was entered with a `Python` token on this thread, so its
+        // thread state is attached, and it still is: every nested attach/detach inside the
+        // runtime's tasks has been undone (tokio calls this callback between task polls, never
+        // inside one), and no earlier park left it detached (`PARKED` is null). No code on this
+        // thread touches Python until `unpark_attached` restores it: the runtime's driver only
+        // waits for I/O and timers and wakes tasks.
+        PARKED.set(unsafe { ffi::PyEval_SaveThread() });
+    }
+}
+
+/// The runtime has stopped waiting: attaches the thread state [`park_attached`] detached (takes
+/// the GIL, waiting for it if another Python thread holds it).
+pub fn unpark_attached() {
+    let tstate = PARKED.replace(std::ptr::null_mut());
+    if !tstate.is_null() {
+        // SAFETY: `tstate` is the thread state `park_attached` detached on this very thread
+        // (thread-local), not attached since (the cell was set until now).
+        unsafe { ffi::PyEval_RestoreThread(tstate) };
     }
 }
 

@@ -169,8 +169,13 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
     }
 
     let rt = match tokio::runtime::Builder::new_current_thread()
-        // Where a turn of app calls ends, for holding responses (`outbox`).
-        .on_thread_park(super::outbox::runtime_parks)
+        .on_thread_park(|| {
+            // Where a turn of app calls ends, for holding responses (`outbox`).
+            super::outbox::runtime_parks();
+            // The GIL is held while tasks run and let go while the runtime waits (`tstate`).
+            crate::python::tstate::park_attached();
+        })
+        .on_thread_unpark(crate::python::tstate::unpark_attached)
         .enable_all()
         .build()
     {
@@ -195,7 +200,7 @@ pub fn serve(py: Python<'_>, setup: Setup) -> i32 {
     }
     let listeners = setup.listeners;
     let ppid = setup.ppid;
-    py.detach(|| {
+    crate::python::tstate::hold_between_parks(py, || {
         rt.block_on(async {
             tokio::spawn(watch_signals(wakeup));
             tokio::spawn(watch_parent(ppid));
