@@ -27,7 +27,7 @@
 //! events ([`park_attached`] and [`unpark_attached`], its park and unpark callbacks, while
 //! [`hold_between_parks`] runs the runtime). Every `Python::attach` inside is then pyo3's
 //! bookkeeping only: no `PyGILState_Ensure`/`Release`, no GIL taken and dropped per request
-//! (about 600 instructions each; callgrind). Blocking waits inside still let go of the GIL
+//! (about 770 instructions a request; callgrind). Blocking waits inside still let go of the GIL
 //! (`Waiter::wait` detaches around `poll`), and other Python threads get it whenever the runtime
 //! waits for events, or at CPython's switch interval while the app runs.
 //!
