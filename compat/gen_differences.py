@@ -68,6 +68,10 @@ OTHER = [
      "(`fd://`, systemd, `GUNICORN_FD`) are left as they are."),
     ("Dead master", "workers exit within a second of the master being killed (`PR_SET_PDEATHSIG`); gunicorn's "
      "notice it only on their next poll."),
+    ("HUP in a USR2 child", "a re-executed master that has not been promoted yet keeps `<pidfile>.2` "
+     "through a SIGHUP and takes `<pidfile>` when promoted; gunicorn 27's child dies on that SIGHUP "
+     "(`RuntimeError: Already running on PID ...`: it tries to create `<pidfile>`, which its parent "
+     "still holds). Without a pidfile both drop the `.2` from the process title on that SIGHUP."),
     ("HUP with a broken config", "a config error during a SIGHUP reload keeps the previous configuration and "
      "still restarts the workers; gunicorn 27 exits the master."),
     ("`http_parser`", "rgun always uses its own parser, which accepts and rejects exactly what gunicorn's does; "

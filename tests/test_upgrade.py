@@ -273,3 +273,78 @@ def test_usr2_passes_systemd_sockets_on(tmp_path):
     assert listen_fds == "None"
     assert still_there is True
     assert code == 0
+
+
+def _title(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        title = f.read().replace(b"\0", b" ").decode()
+    m = re.search(r"master \[([^\]]*)\]", title)
+    return m.group(1) if m else title
+
+
+def _usr2_hup_titles(exe, tmp):
+    """The USR2 child's process title before and after a SIGHUP (its parent still alive).
+    No pidfile: gunicorn's USR2 child dies on SIGHUP when one is set (it tries to create the
+    configured pidfile, which its parent still holds)."""
+    tmp.mkdir()
+    (tmp / "echo.py").write_text(ECHO_APP)
+    sock = str(tmp / "s.sock")
+    srv = Server(["-n", "myname", "echo:app"], exe=exe, tmpdir=tmp, cwd=str(tmp),
+                 bind="unix:" + sock, workers=1)
+    srv.start()
+    old = srv.master_pid
+    new = None
+    try:
+        os.kill(old, signal.SIGUSR2)
+        srv.wait_log(r"Booting worker", count=2, timeout=20)
+        new = [int(p) for p in re.findall(r"\[(\d+)\] \[INFO\] Starting ", srv.log())][1]
+        wait_until(lambda: _title(new).endswith(".2"), 10, what="the child's title")
+        before = _title(new)
+        os.kill(new, signal.SIGHUP)
+        srv.wait_log(r"Hang up: Master\.2", timeout=10)
+        srv.wait_log(r"Booting worker", count=3, timeout=20)
+        wait_until(lambda: not _title(new).endswith(".2"), 10, what="the title after HUP")
+        return before, _title(new), _title(old)
+    finally:
+        if new and pid_alive(new):
+            os.kill(new, signal.SIGKILL)
+        srv.stop()
+
+
+def test_usr2_child_drops_dot2_from_its_title_on_hup(tmp_path):
+    got = {exe: _usr2_hup_titles(exe, tmp_path / os.path.basename(exe)) for exe in (GUNICORN, RGUN)}
+    assert got[RGUN] == got[GUNICORN] == ("myname.2", "myname", "myname")
+
+
+def test_usr2_child_keeps_its_pidfile_through_a_hup(tmp_path):
+    """rgun alone: gunicorn's USR2 child dies on SIGHUP when a pidfile is set (it tries to take
+    `<pidfile>` from its living parent). rgun's keeps `<pidfile>.2` and takes `<pidfile>` when
+    promoted."""
+    (tmp_path / "echo.py").write_text(ECHO_APP)
+    sock = str(tmp_path / "s.sock")
+    pidfile = str(tmp_path / "app.pid")
+    srv = Server(["-p", pidfile, "echo:app"], exe=RGUN, tmpdir=tmp_path, cwd=str(tmp_path),
+                 bind="unix:" + sock, workers=1)
+    srv.start()
+    old = srv.master_pid
+    new = None
+    try:
+        os.kill(old, signal.SIGUSR2)
+        wait_until(lambda: _read(pidfile + ".2"), 20, what="pidfile.2")
+        new = int(_read(pidfile + ".2"))
+        srv.wait_log(r"Booting worker", count=2, timeout=20)
+        os.kill(new, signal.SIGHUP)
+        srv.wait_log(r"Booting worker", count=3, timeout=20)
+        assert _read(pidfile + ".2") == str(new)
+        assert _read(pidfile) == str(old)
+        assert "[ERROR]" not in srv.log()
+        os.kill(old, signal.SIGTERM)
+        assert srv.wait_exit(20) == 0
+        srv.wait_log(r"Master has been promoted\.", timeout=10)
+        wait_until(lambda: _read(pidfile) == str(new), 10, what="pidfile renamed")
+        assert not os.path.exists(pidfile + ".2")
+    finally:
+        if new and pid_alive(new):
+            os.kill(new, signal.SIGTERM)
+            wait_until(lambda: not pid_alive(new), 20, what="new master exit")
+        srv.stop()

@@ -86,6 +86,9 @@ pub struct Arbiter {
     argv: Vec<String>,
     /// While this master is a USR2 child: the old master's pid (`GUNICORN_PID`), else 0.
     master_pid: i32,
+    /// `proc_name` carries `.2`: from the start of a USR2 child until it is promoted or reloads
+    /// its configuration (gunicorn's `setup` takes `cfg.proc_name` again on SIGHUP).
+    dot2: bool,
     /// The USR2 child this master forked and has not reaped yet, else 0.
     reexec_pid: i32,
     /// The listeners came from systemd socket activation.
@@ -118,6 +121,7 @@ impl Arbiter {
             queue: Vec::new(),
             argv,
             master_pid: 0,
+            dot2: false,
             reexec_pid: 0,
             systemd: false,
         }
@@ -164,12 +168,7 @@ impl Arbiter {
         hooks::set_attr(py, &self.objs.server, "pid", self.pid);
         hooks::set_attr(py, &self.objs.server, "master_pid", self.master_pid);
         hooks::set_attr(py, &self.objs.server, "master_name", self.master_name());
-        if let Some(path) = self.cfg.str("pidfile") {
-            let path = if self.master_pid != 0 {
-                format!("{path}.2")
-            } else {
-                path.to_string()
-            };
+        if let Some(path) = self.pidfile_path() {
             match Pidfile::create(&path, self.pid) {
                 Ok(p) => self.pidfile = Some(p),
                 Err(msg) => {
@@ -239,10 +238,21 @@ Error: {msg}
         Ok(())
     }
 
-    /// gunicorn's `cfg.proc_name`, with `.2` while this master is a USR2 child.
+    /// The configured pidfile, as `<pidfile>.2` while this master is an unpromoted USR2 child
+    /// (its parent holds `<pidfile>`; gunicorn's child dies on a SIGHUP trying to take it).
+    fn pidfile_path(&self) -> Option<String> {
+        let path = self.cfg.str("pidfile")?;
+        Some(if self.master_pid != 0 {
+            format!("{path}.2")
+        } else {
+            path.to_string()
+        })
+    }
+
+    /// gunicorn's `cfg.proc_name`, with `.2` in a USR2 child (see [`Arbiter::dot2`]).
     fn proc_name(&self) -> String {
         let name = self.cfg.proc_name().unwrap_or("");
-        if self.master_pid != 0 {
+        if self.dot2 {
             format!("{name}.2")
         } else {
             name.to_string()
@@ -439,6 +449,7 @@ Error: {msg}
         self.objs.replace(py, cfg_obj, log);
         let cfg = Arc::new(cfg);
         self.cfg = cfg.clone();
+        self.dot2 = false;
         self.worker_class = cfg.worker_class_str();
         // The new workers serve TLS as the new settings say (gunicorn reads them per connection).
         match crate::worker::tls::from_config(&cfg) {
@@ -495,8 +506,8 @@ Error: {msg}
         if let Some(p) = self.pidfile.take() {
             p.unlink(self.pid);
         }
-        if let Some(path) = cfg.str("pidfile") {
-            match Pidfile::create(path, self.pid) {
+        if let Some(path) = self.pidfile_path() {
+            match Pidfile::create(&path, self.pid) {
                 Ok(p) => self.pidfile = Some(p),
                 Err(msg) => observe::error(&msg),
             }

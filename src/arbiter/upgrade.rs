@@ -37,6 +37,7 @@ impl Arbiter {
             .and_then(|v| v.trim().parse::<i32>().ok())
         {
             self.master_pid = pid;
+            self.dot2 = true;
         }
     }
 
@@ -133,6 +134,7 @@ impl Arbiter {
         }
         observe::info("Master has been promoted.");
         self.master_pid = 0;
+        self.dot2 = false;
         hooks::set_attr(py, &self.objs.server, "master_pid", 0);
         hooks::set_attr(py, &self.objs.server, "master_name", "Master");
         hooks::set_attr(py, &self.objs.server, "proc_name", self.proc_name());

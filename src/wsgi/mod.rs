@@ -149,43 +149,18 @@ pub fn handle(
     force_close: bool,
     nr: u64,
 ) -> After {
-    let hooked = st.pre_request.as_ref().is_some() || st.post_request.as_ref().is_some();
+    let hooked = st.pre_request.is_some() || st.post_request.is_some();
     let req_obj = if hooked {
-        // gunicorn counts the request after pre_request has run.
-        crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr.saturating_sub(1));
-        request_object(py, st, &head, &conn)
+        match run_pre_request(py, st, &conn, &head, nr) {
+            Ok(req_obj) => req_obj,
+            Err((e, req_obj)) => return pre_request_failed(py, st, conn, &head, &e, &req_obj),
+        }
     } else {
+        if observe::enabled(observe::Level::Debug) {
+            log_request_line(&head);
+        }
         py.None()
     };
-    match st.pre_request.as_ref() {
-        Some(hook) => {
-            let called = hook
-                .bind(py)
-                .call1((st.worker_obj.clone_ref(py), req_obj.clone_ref(py)));
-            crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr);
-            if let Err(e) = called {
-                let after = app_error(py, st, conn, &head, None, &e);
-                if let Some(hook) = st.post_request.as_ref() {
-                    let empty = PyDict::new(py);
-                    if let Err(e) = call_post_request(py, hook, st, &req_obj, &empty, py.None()) {
-                        observe::exception(
-                            "Exception in post_request hook",
-                            &python::format_traceback(py, &e),
-                        );
-                    }
-                }
-                return after;
-            }
-        }
-        None => {
-            if hooked {
-                crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr);
-            }
-            if observe::enabled(observe::Level::Debug) {
-                observe::debug(&format!("{} {}", head.method(), head.path()));
-            }
-        }
-    }
     if head.expect_continue
         && let Err(e) = conn.write_all_blocking(&[b"HTTP/1.1 100 Continue\r\n\r\n"], &waiter)
     {
@@ -203,7 +178,7 @@ pub fn handle(
     let (environ, shaped) =
         match conn_environ(py, st, &mut conn).and_then(|ce| ce.start(py, &head, last)) {
             Ok(e) => e,
-            Err(e) => return app_error(py, st, conn, &head, None, &e),
+            Err(e) => return app_error(py, st, conn, &head, &e),
         };
     let filled = match conn.environ.as_deref() {
         Some(ce) => environ::fill(
@@ -227,36 +202,16 @@ pub fn handle(
         && let Some(ce) = conn.environ.as_deref_mut()
         && let Err(e) = ce.keep_shape(&environ, &head)
     {
-        return app_error(py, st, conn, &head, None, &e);
+        return app_error(py, st, conn, &head, &e);
     }
     match filled {
         Ok(Ok(())) => {}
         Ok(Err(problem)) => {
-            // The request is not counted: gunicorn fails before `nr += 1`.
-            st.nr.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            if hooked {
-                crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr.saturating_sub(1));
-            }
-            let handling = Instant::now();
-            observe::warning(&format!(
-                "Invalid request from ip={}: {}",
-                peer_ip(&conn),
-                problem.0
-            ));
-            write_error_page(&conn, &waiter, 500, "Bad Request", &problem.0);
-            log_error_access(py, st, &head, &conn, handling);
-            if let Some(hook) = st.post_request.as_ref() {
-                let empty = PyDict::new(py);
-                if let Err(e) = call_post_request(py, hook, st, &req_obj, &empty, py.None()) {
-                    observe::exception(
-                        "Exception in post_request hook",
-                        &python::format_traceback(py, &e),
-                    );
-                }
-            }
-            return After::Close(conn);
+            return environ_refused(
+                py, st, conn, &head, &waiter, &req_obj, &problem.0, nr, hooked,
+            );
         }
-        Err(e) => return app_error(py, st, conn, &head, None, &e),
+        Err(e) => return app_error(py, st, conn, &head, &e),
     }
     let body = BodyState::new(&head.body, &st.parser);
     let resp = ResponseState::new(
@@ -285,19 +240,134 @@ pub fn handle(
     };
     let result = finish(py, st, &ex, &environ, &head, returned, outcome, start);
     if let Some(hook) = st.post_request.as_ref() {
-        let resp_obj = response_object(py, st, &lock(&ex).resp);
-        if let Err(e) = call_post_request(py, hook, st, &req_obj, &environ, resp_obj) {
-            observe::exception(
-                "Exception in post_request hook",
-                &python::format_traceback(py, &e),
-            );
-        }
+        run_post_request(py, st, hook, &ex, &req_obj, &environ);
     }
     // Another thread (one the app started) may still hold the exchange: then it keeps it.
     if let Ok(mut g) = ex.try_lock() {
         g.body.release();
     }
     result
+}
+
+/// The `pre_request` hook (and the `req` object both hooks receive), outside the hot path.
+/// Returns the `req` object, with the hook's exception when it raised.
+#[cold]
+#[inline(never)]
+fn run_pre_request(
+    py: Python<'_>,
+    st: &Statics,
+    conn: &Conn,
+    head: &RequestHead,
+    nr: u64,
+) -> Result<Py<PyAny>, (PyErr, Py<PyAny>)> {
+    // gunicorn counts the request after pre_request has run.
+    crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr.saturating_sub(1));
+    let req_obj = request_object(py, st, head, conn);
+    let Some(hook) = st.pre_request.as_ref() else {
+        crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr);
+        if observe::enabled(observe::Level::Debug) {
+            log_request_line(head);
+        }
+        return Ok(req_obj);
+    };
+    let called = hook
+        .bind(py)
+        .call1((st.worker_obj.clone_ref(py), req_obj.clone_ref(py)));
+    crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr);
+    match called {
+        Ok(_) => Ok(req_obj),
+        Err(e) => Err((e, req_obj)),
+    }
+}
+
+/// `pre_request` raised: gunicorn's error page, then `post_request` with an empty environ.
+#[cold]
+#[inline(never)]
+fn pre_request_failed(
+    py: Python<'_>,
+    st: &Statics,
+    conn: Conn,
+    head: &RequestHead,
+    e: &PyErr,
+    req_obj: &Py<PyAny>,
+) -> After {
+    let after = app_error(py, st, conn, head, e);
+    post_request_without_environ(py, st, req_obj);
+    after
+}
+
+#[cold]
+#[inline(never)]
+fn log_request_line(head: &RequestHead) {
+    observe::debug(&format!("{} {}", head.method(), head.path()));
+}
+
+/// `post_request` for a request that failed before its environ was built (an empty one).
+#[cold]
+#[inline(never)]
+fn post_request_without_environ(py: Python<'_>, st: &Statics, req_obj: &Py<PyAny>) {
+    if let Some(hook) = st.post_request.as_ref() {
+        let empty = PyDict::new(py);
+        if let Err(e) = call_post_request(py, hook, st, req_obj, &empty, py.None()) {
+            observe::exception(
+                "Exception in post_request hook",
+                &python::format_traceback(py, &e),
+            );
+        }
+    }
+}
+
+/// An environ the request could not be turned into (gunicorn's `InvalidHeader` and the like
+/// raised while building it): its 400-style answer, as gunicorn gives it.
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn environ_refused(
+    py: Python<'_>,
+    st: &Statics,
+    conn: Conn,
+    head: &RequestHead,
+    waiter: &Waiter,
+    req_obj: &Py<PyAny>,
+    problem: &str,
+    nr: u64,
+    hooked: bool,
+) -> After {
+    // The request is not counted: gunicorn fails before `nr += 1`.
+    st.nr.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    if hooked {
+        crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr.saturating_sub(1));
+    }
+    let handling = Instant::now();
+    observe::warning(&format!(
+        "Invalid request from ip={}: {}",
+        peer_ip(&conn),
+        problem
+    ));
+    write_error_page(&conn, waiter, 500, "Bad Request", problem);
+    log_error_access(py, st, head, &conn, handling);
+    post_request_without_environ(py, st, req_obj);
+    After::Close(conn)
+}
+
+/// `post_request` after the app.
+#[cold]
+#[inline(never)]
+fn run_post_request(
+    py: Python<'_>,
+    st: &Statics,
+    hook: &Py<PyAny>,
+    ex: &Arc<Mutex<Exchange>>,
+    req_obj: &Py<PyAny>,
+    environ: &Bound<'_, PyDict>,
+) {
+    let resp_obj = response_object(py, st, &lock(ex).resp);
+    if let Err(e) = call_post_request(py, hook, st, req_obj, environ, resp_obj) {
+        observe::exception(
+            "Exception in post_request hook",
+            &python::format_traceback(py, &e),
+        );
+    }
 }
 
 fn lock(ex: &Arc<Mutex<Exchange>>) -> std::sync::MutexGuard<'_, Exchange> {
@@ -576,54 +646,68 @@ fn finish(
             }
         }
         Err(e) => {
-            let handling = Instant::now();
-            // A body error the app let escape: answer it as the parser error it is.
-            if let Some(pe) = body.error.take() {
-                drop(g);
-                return client_error(
-                    py,
-                    st,
-                    c,
-                    head,
-                    &pe,
-                    &Waiter {
-                        wakeup: None,
-                        deadline: None,
-                    },
-                );
-            }
-            if is_socket_error(py, &e) {
-                return socket_error_py(py, &e);
-            }
-            if headers_sent {
-                observe::exception("Error handling request", &python::format_traceback(py, &e));
-                return After::Close(c);
-            }
-            observe::exception(
-                &format!("Error handling request {} {}", head.method(), head.uri()),
-                &python::format_traceback(py, &e),
-            );
-            let w = Waiter {
-                wakeup: None,
-                deadline: Some(Instant::now() + std::time::Duration::from_secs(5)),
-            };
-            write_error_page(&c, &w, 500, "Internal Server Error", "");
             drop(g);
-            log_error_access_with(py, st, head, &c, handling, 500, "Internal Server Error");
-            After::Close(c)
+            app_failed(py, st, ex, c, head, &e, headers_sent)
         }
     }
 }
 
-fn app_error(
+/// The app (or writing its response) raised: gunicorn's `handle_error`, or a quiet close when
+/// the client went away.
+#[cold]
+#[inline(never)]
+fn app_failed(
+    py: Python<'_>,
+    st: &Statics,
+    ex: &Arc<Mutex<Exchange>>,
+    c: Conn,
+    head: &RequestHead,
+    e: &PyErr,
+    headers_sent: bool,
+) -> After {
+    let handling = Instant::now();
+    // A body error the app let escape: answer it as the parser error it is.
+    let body_error = lock(ex).body.error.take();
+    if let Some(pe) = body_error {
+        return client_error(
+            py,
+            st,
+            c,
+            head,
+            &pe,
+            &Waiter {
+                wakeup: None,
+                deadline: None,
+            },
+        );
+    }
+    if is_socket_error(py, e) {
+        return socket_error_py(py, e);
+    }
+    if headers_sent {
+        observe::exception("Error handling request", &python::format_traceback(py, e));
+        return After::Close(c);
+    }
+    internal_error(py, st, c, head, e, handling)
+}
+
+/// An exception before the response started: gunicorn's `handle_error` (500 page, its log
+/// lines).
+#[cold]
+#[inline(never)]
+fn app_error(py: Python<'_>, st: &Statics, conn: Conn, head: &RequestHead, e: &PyErr) -> After {
+    internal_error(py, st, conn, head, e, Instant::now())
+}
+
+/// The 500 answer; `handling` starts the StatsD duration (gunicorn restarts the clock there).
+fn internal_error(
     py: Python<'_>,
     st: &Statics,
     conn: Conn,
     head: &RequestHead,
-    _env: Option<&Bound<'_, PyDict>>,
     e: &PyErr,
+    handling: Instant,
 ) -> After {
-    let handling = Instant::now();
     observe::exception(
         &format!("Error handling request {} {}", head.method(), head.uri()),
         &python::format_traceback(py, e),
@@ -638,6 +722,8 @@ fn app_error(
 }
 
 /// A parser error found while reading the body: gunicorn's client-error page and log line.
+#[cold]
+#[inline(never)]
 fn client_error(
     py: Python<'_>,
     st: &Statics,
@@ -664,6 +750,8 @@ fn client_error(
     After::Close(conn)
 }
 
+#[cold]
+#[inline(never)]
 fn write_error_page(conn: &Conn, w: &Waiter, status: u16, reason: &str, msg: &str) {
     let page = rgun_h1::error_page(status, reason, msg);
     if conn.write_all_blocking(&[&page], w).is_err() {
@@ -671,6 +759,8 @@ fn write_error_page(conn: &Conn, w: &Waiter, status: u16, reason: &str, msg: &st
     }
 }
 
+#[cold]
+#[inline(never)]
 fn log_error_access(
     py: Python<'_>,
     st: &Statics,
@@ -684,6 +774,8 @@ fn log_error_access(
 /// The access line gunicorn's `handle_error` writes: a fresh response with the error status
 /// and 0 bytes sent, against a minimal environ. Its StatsD duration runs from `handling`, the
 /// start of the error handling (gunicorn's `handle_error` restarts the clock).
+#[cold]
+#[inline(never)]
 fn log_error_access_with(
     _py: Python<'_>,
     st: &Statics,
@@ -720,6 +812,8 @@ fn peer_ip(conn: &Conn) -> String {
     conn.peer.map(|p| p.ip().to_string()).unwrap_or_default()
 }
 
+#[cold]
+#[inline(never)]
 fn is_socket_error(py: Python<'_>, e: &PyErr) -> bool {
     e.is_instance_of::<pyo3::exceptions::PyOSError>(py)
         && e.value(py)
@@ -733,6 +827,8 @@ fn is_socket_error(py: Python<'_>, e: &PyErr) -> bool {
             })
 }
 
+#[cold]
+#[inline(never)]
 fn socket_error_py(py: Python<'_>, e: &PyErr) -> After {
     let n = e
         .value(py)
@@ -744,6 +840,8 @@ fn socket_error_py(py: Python<'_>, e: &PyErr) -> After {
     After::Drop
 }
 
+#[cold]
+#[inline(never)]
 fn socket_error(py: Python<'_>, e: IoStop) -> After {
     match e {
         IoStop::Io(io) => log_ignored(io.raw_os_error().unwrap_or(0)),
@@ -767,6 +865,8 @@ pub fn log_ignored(errno: i32) {
 }
 
 /// The `req` object hooks receive (gunicorn's `Request`), built only when a hook needs it.
+#[cold]
+#[inline(never)]
 fn request_object(py: Python<'_>, st: &Statics, head: &RequestHead, conn: &Conn) -> Py<PyAny> {
     let make = || -> PyResult<Py<PyAny>> {
         let kw = PyDict::new(py);
@@ -812,6 +912,8 @@ fn request_object(py: Python<'_>, st: &Statics, head: &RequestHead, conn: &Conn)
 }
 
 /// The `resp` object `post_request` receives (gunicorn's `Response`).
+#[cold]
+#[inline(never)]
 fn response_object(py: Python<'_>, st: &Statics, r: &ResponseState) -> Py<PyAny> {
     let make = || -> PyResult<Py<PyAny>> {
         let kw = PyDict::new(py);
@@ -831,6 +933,8 @@ fn response_object(py: Python<'_>, st: &Statics, r: &ResponseState) -> Py<PyAny>
 }
 
 /// `post_request` takes 2, 3 or 4 positional arguments (gunicorn adapts the call).
+#[cold]
+#[inline(never)]
 fn call_post_request(
     py: Python<'_>,
     hook: &Py<PyAny>,
