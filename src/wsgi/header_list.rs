@@ -9,11 +9,18 @@ pub struct HeaderList {
     text: String,
 }
 
+impl Drop for HeaderList {
+    fn drop(&mut self) {
+        super::scratch::give_string(std::mem::take(&mut self.text));
+    }
+}
+
 impl HeaderList {
     /// Appends a header; `name` holds no `:`, neither part holds CR or LF.
     pub fn push(&mut self, name: &str, value: &str) {
         debug_assert!(!name.contains(':') && !value.contains(['\r', '\n']));
         if self.text.capacity() == 0 {
+            self.text = super::scratch::take_string();
             self.text.reserve(128);
         }
         self.text.push_str(name);

@@ -3,6 +3,7 @@
 //! no-body rules for HEAD/1xx/204/304.
 
 use super::header_list::HeaderList;
+use super::scratch;
 use crate::observe;
 use crate::worker::conn::{Conn, IoStop, Waiter};
 
@@ -100,6 +101,14 @@ pub struct ResponseState {
     pub req_should_close: bool,
 }
 
+impl Drop for ResponseState {
+    fn drop(&mut self) {
+        if let Some(status) = self.status.take() {
+            scratch::give_string(status);
+        }
+    }
+}
+
 impl ResponseState {
     pub fn new(
         version: (u8, u8),
@@ -154,7 +163,7 @@ impl ResponseState {
     }
 
     /// Validates and records `start_response(status, headers)`.
-    pub fn start(&mut self, status: String, headers: &[(&str, &str)]) -> Result<(), HeaderError> {
+    pub fn start(&mut self, status: &str, headers: &[(&str, &str)]) -> Result<(), HeaderError> {
         self.set_status(status)?;
         for (name, value) in headers {
             if !is_token(name) {
@@ -168,15 +177,18 @@ impl ResponseState {
 
     /// Validates and records the status (it stays set even if a header is then refused, as in
     /// gunicorn).
-    pub fn set_status(&mut self, status: String) -> Result<(), HeaderError> {
-        if !is_status(&status) {
-            return Err(HeaderError::Status(status));
+    pub fn set_status(&mut self, status: &str) -> Result<(), HeaderError> {
+        if !is_status(status) {
+            return Err(HeaderError::Status(status.to_string()));
         }
         self.status_code = status
             .split_whitespace()
             .next()
             .and_then(|c| c.parse().ok());
-        self.status = Some(status);
+        let mut kept = self.status.take().unwrap_or_else(scratch::take_string);
+        kept.clear();
+        kept.push_str(status);
+        self.status = Some(kept);
         Ok(())
     }
 
@@ -266,6 +278,7 @@ impl ResponseState {
     pub fn write(&mut self, conn: &Conn, waiter: &Waiter, data: &[u8]) -> Result<(), IoStop> {
         let mut head = Vec::new();
         if !self.headers_sent {
+            head = scratch::take();
             self.header_block(&mut head);
             self.headers_sent = true;
         }
@@ -281,19 +294,21 @@ impl ResponseState {
             body = &data[..data.len().min(usize::try_from(left).unwrap_or(usize::MAX))];
         }
         self.sent += body.len() as u64;
-        if self.chunked && !body.is_empty() {
+        let sent = if self.chunked && !body.is_empty() {
             let size = format!("{:X}\r\n", body.len());
             conn.write_all_blocking(&[&head, size.as_bytes(), body, b"\r\n"], waiter)
         } else if head.is_empty() && body.is_empty() {
             Ok(())
         } else {
             self.send(conn, waiter, &[&head, body], self.complete())
-        }
+        };
+        scratch::give(head);
+        sent
     }
 
     /// Ends the response: headers if none went out, the last chunk if chunked.
     pub fn close(&mut self, conn: &Conn, waiter: &Waiter) -> Result<(), IoStop> {
-        let mut out = Vec::new();
+        let mut out = scratch::take();
         if !self.headers_sent {
             self.header_block(&mut out);
             self.headers_sent = true;
@@ -301,13 +316,15 @@ impl ResponseState {
         if self.chunked {
             out.extend_from_slice(b"0\r\n\r\n");
         }
-        if out.is_empty() {
+        let sent = if out.is_empty() {
             Ok(())
         } else {
             // Without a declared length, a response that is not chunked ends with the
             // connection: its last bytes went out with its last write.
             self.send(conn, waiter, &[&out], true)
-        }
+        };
+        scratch::give(out);
+        sent
     }
 
     pub fn omits_body(&self) -> bool {
@@ -374,19 +391,16 @@ mod tests {
         version: (u8, u8),
     ) -> ResponseState {
         let mut r = ResponseState::new(version, method, false, false);
-        r.start(status.into(), headers).unwrap();
+        r.start(status, headers).unwrap();
         r
     }
 
     #[test]
     fn status_validation_matches_gunicorn() {
         let mut r = ResponseState::new((1, 1), "GET", false, false);
-        assert!(matches!(
-            r.start("20 OK".into(), &[]),
-            Err(HeaderError::Status(_))
-        ));
+        assert!(matches!(r.start("20 OK", &[]), Err(HeaderError::Status(_))));
         let mut r = ResponseState::new((1, 1), "GET", false, false);
-        assert!(r.start("200".into(), &[]).is_ok());
+        assert!(r.start("200", &[]).is_ok());
     }
 
     #[test]

@@ -128,16 +128,14 @@ impl StartResponse {
                 }
             }
         }
-        let status: String = if status.is_instance_of::<pyo3::types::PyString>() {
-            status.extract()?
-        } else {
+        let Ok(status) = status.cast::<PyString>() else {
             return Err(PyTypeError::new_err(format!(
                 "{} is not a string",
                 repr(status)
             )));
         };
         let to_py = |e: HeaderError| header_error_to_py(py, e);
-        ex.resp.set_status(status).map_err(to_py)?;
+        ex.resp.set_status(status.to_str()?).map_err(to_py)?;
         let items = match headers.cast::<PyList>() {
             Ok(list) => Items::List(list.iter()),
             Err(_) => Items::Any(headers.try_iter()?),

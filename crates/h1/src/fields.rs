@@ -25,6 +25,19 @@ impl Fields {
         }
     }
 
+    /// Empties it, keeping its buffers, with room for `bytes` of text and `fields` fields.
+    pub(crate) fn clear_with_capacity(&mut self, bytes: usize, fields: usize) {
+        self.text.clear();
+        self.spans.clear();
+        self.text.reserve(bytes);
+        self.spans.reserve(fields);
+    }
+
+    /// The bytes its buffers hold on to.
+    pub(crate) fn capacity(&self) -> usize {
+        self.text.capacity() + self.spans.capacity() * std::mem::size_of::<[usize; 3]>()
+    }
+
     /// Appends a field: `name` (a token, so ASCII) upper-cased, `value` decoded as latin-1.
     /// `section` is the text of the whole header section when it is all ASCII (checked once
     /// for the section): parts of it are then copied as they are, without a check each.

@@ -65,6 +65,21 @@ fn client_closes(headers: &Fields, version: (u8, u8)) -> bool {
 }
 
 impl RequestHead {
+    /// The request line's buffer, leaving an empty one (for [`crate::spare`]).
+    pub(crate) fn take_line_text(&mut self) -> Vec<u8> {
+        self.line.take_text()
+    }
+
+    /// The header fields, leaving none (for [`crate::spare`]).
+    pub(crate) fn take_fields(&mut self) -> Fields {
+        std::mem::take(&mut self.headers)
+    }
+
+    /// The bytes its buffers hold on to.
+    pub(crate) fn kept_bytes(&self) -> usize {
+        self.line.capacity() + self.headers.capacity()
+    }
+
     /// As sent, upper-cased only with `casefold_http_method`.
     pub fn method(&self) -> &str {
         self.line.method()
@@ -345,7 +360,7 @@ fn parse_progress(
         proxy,
         client_closes: closes,
     };
-    Ok(Progress::Done(Box::new(head), used))
+    Ok(Progress::Done(crate::spare::boxed(head), used))
 }
 
 /// An LF not preceded by CR.

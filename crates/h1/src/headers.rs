@@ -95,7 +95,7 @@ pub(crate) fn parse_section(
     // The text never takes more than the section's bytes unless values hold non-ASCII bytes;
     // most requests carry a handful of headers.
     let mut section = Section {
-        headers: Fields::with_capacity(data.len(), 16),
+        headers: crate::spare::fields(data.len(), 16),
         ..Section::default()
     };
     let (mut seen_host, mut seen_content_type) = (false, false);

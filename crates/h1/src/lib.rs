@@ -15,6 +15,7 @@ mod headers;
 mod proxy;
 mod repr;
 mod reqline;
+mod spare;
 mod target;
 mod text;
 
@@ -25,5 +26,6 @@ pub use fields::Fields;
 pub use head::{BodyFraming, HeadParser, RequestHead, Status, parse_head, parse_head_eof};
 pub use proxy::ProxyInfo;
 pub use repr::{py_repr_bytes, py_repr_str};
+pub use spare::recycle;
 pub use target::{InvalidTarget, TargetParts, split_request_uri};
 pub use text::{is_token, sp_htab_trimmed};

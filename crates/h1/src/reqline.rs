@@ -22,6 +22,16 @@ pub(crate) struct RequestLine {
 }
 
 impl RequestLine {
+    /// Its text's buffer, leaving an empty one (for [`crate::spare`]).
+    pub(crate) fn take_text(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.text).into_bytes()
+    }
+
+    /// The bytes its text holds on to.
+    pub(crate) fn capacity(&self) -> usize {
+        self.text.capacity()
+    }
+
     pub fn method(&self) -> &str {
         &self.text[..self.method_len]
     }
@@ -65,7 +75,7 @@ pub(crate) fn parse_request_line(
     }
     // The method and the target, one after the other: a token is ASCII, and so is the
     // target once checked below, so the bytes are their latin-1 text as they are.
-    let mut text = Vec::with_capacity(method.len() + target.len());
+    let mut text = crate::spare::line_buffer(method.len() + target.len());
     text.extend_from_slice(method);
     if cfg.casefold_http_method {
         text.make_ascii_uppercase();
