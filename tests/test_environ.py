@@ -146,3 +146,33 @@ def test_script_name_mismatch_same_as_gunicorn(pair):
     a = ours.raw(req)
     assert a == oracle.raw(req)
     assert a.startswith(b"HTTP/1.1 500 Bad Request\r\n")
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_interleaved_connections_each_see_their_own_peer(spawn, threads):
+    """Two kept-alive connections to one worker, requests alternating between them with the
+    same header names: each environ names its own connection (REMOTE_PORT, `gunicorn.socket`),
+    and the keys and their order are gunicorn's (rgun fills a copy of the last environ filled on
+    its thread, whichever connection that was)."""
+    args = ["-w", "1", "-k", "gthread", "--threads", str(threads), "wsgiapps:app"]
+    got = {}
+    for name, exe in (("rgun", None), ("gunicorn", GUNICORN)):
+        srv = spawn(args, exe=exe, workers=1, name=f"{name}-peer-{threads}")
+        conns = [RawConn(srv.connect()), RawConn(srv.connect())]
+        try:
+            keys = []
+            for i in range(6):
+                c = conns[i % 2]
+                c.send_request("GET", "/peer", [("X-A", str(i)), ("Cookie", "c=%d" % i)])
+                r = c.read_response()
+                assert r.status == 200, (r.status, r.body)
+                e = json.loads(r.body)
+                port = str(c.sock.getsockname()[1])
+                assert e["REMOTE_PORT"] == port, (name, i)
+                assert str(e["socket_peer_port"]) == port, (name, i)
+                keys.append(e["keys"])
+            got[name] = keys
+        finally:
+            for c in conns:
+                c.close()
+    assert got["rgun"] == got["gunicorn"]

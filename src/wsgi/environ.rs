@@ -4,9 +4,11 @@
 //!
 //! Per connection, a template holds what does not change between its requests (the base keys,
 //! `gunicorn.socket`, placeholders for the request line's keys, the peer's and the listener's
-//! strings); each request copies it. Header keys (`HTTP_...`) are interned once per worker.
+//! strings); a request copies it, or the last environ filled on its thread when it brings the
+//! same header names ([`Shape`]). Header keys (`HTTP_...`) are interned once per worker.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -29,25 +31,35 @@ pub struct ConnEnviron {
     remote: Option<(Py<PyString>, Py<PyString>)>,
     /// `SERVER_NAME`, `SERVER_PORT` of a TCP listener (unix listeners use the Host header).
     server: Option<(Py<PyString>, Py<PyString>)>,
-    /// The connection's last filled environ, for requests that bring the same keys.
-    shape: Option<Shape>,
+    /// The connection's `gunicorn.socket`.
+    sock: Py<PyAny>,
+}
+
+thread_local! {
+    /// The last environ filled on this thread, for requests (of any connection) that bring
+    /// the same keys. One per thread rather than one per connection: a worker keeping many
+    /// connections alive then copies one warm dict per request instead of one of many cold
+    /// ones (measured with a simulated 512 KiB L2: fewer misses per Flask request).
+    static SHAPE: RefCell<Option<Shape>> = const { RefCell::new(None) };
 }
 
 /// An environ just after [`fill`] (before the app saw it), with what decided its keys and
-/// their order: the header names in order, and whether a PROXY header came with the request.
-/// A later request of the connection with the same names fills a copy of it: every key it
-/// sets is already there, so setting only replaces values, in place, and the per-connection
-/// values (peer and listener address) need not be set at all. The keys and their order are
-/// exactly those of a copy of the template filled from scratch.
+/// their order: the header names in order, and the listener. A later request on this thread
+/// with the same names (and no PROXY header) fills a copy of it: every key it sets is already
+/// there, so setting only replaces values, in place; the connection's own values
+/// (`gunicorn.socket`, the peer's and the listener's address) are set on the copy first. The
+/// keys and their order are exactly those of a copy of the template filled from scratch.
 struct Shape {
     env: Py<PyDict>,
     names: Vec<String>,
-    proxy: bool,
+    /// The template it was filled from (the same base keys, for the same listener).
+    listener: usize,
 }
 
 impl Shape {
-    fn fits(&self, head: &RequestHead) -> bool {
-        self.proxy == head.proxy.is_some()
+    fn fits(&self, head: &RequestHead, listener: usize) -> bool {
+        head.proxy.is_none()
+            && self.listener == listener
             && self.names.len() == head.headers.len()
             && head
                 .headers
@@ -103,7 +115,7 @@ impl ConnEnviron {
     ) -> PyResult<ConnEnviron> {
         // A dense dict's copy clones its table: no insertion, and the room stays.
         let t = prototype.copy()?;
-        t.set_item(intern!(py, "gunicorn.socket"), sock)?;
+        t.set_item(intern!(py, "gunicorn.socket"), &sock)?;
         let text = |s: &str| PyString::new(py, s).unbind();
         let remote = conn.peer.map(|a| {
             (
@@ -119,33 +131,64 @@ impl ConnEnviron {
             template: t.unbind(),
             remote,
             server,
-            shape: None,
+            sock,
         })
     }
 
     /// The dict a request's [`fill`] starts from, and whether it is a copy of the last filled
-    /// environ ([`Shape`]) rather than of the template. The connection's `last` request takes
-    /// the dict itself: a copy would only serve a request that never comes.
+    /// environ of this thread ([`Shape`], this connection's own values already set in it)
+    /// rather than of the template. The connection's `last` request takes its template itself:
+    /// a copy would only serve a request that never comes.
     pub fn start<'py>(
         &self,
         py: Python<'py>,
         head: &RequestHead,
         last: bool,
+        listener: usize,
     ) -> PyResult<(Bound<'py, PyDict>, bool)> {
-        let (dict, shaped) = match &self.shape {
-            Some(shape) if shape.fits(head) => (shape.env.bind(py), true),
-            _ => (self.template.bind(py), false),
+        let shaped = SHAPE.with(|s| {
+            s.borrow()
+                .as_ref()
+                .filter(|shape| shape.fits(head, listener))
+                .map(|shape| shape.env.clone_ref(py))
+        });
+        let Some(shaped) = shaped else {
+            let t = self.template.bind(py);
+            return Ok((if last { t.clone() } else { t.copy()? }, false));
         };
-        Ok((if last { dict.clone() } else { dict.copy()? }, shaped))
+        let env = shaped.bind(py).copy()?;
+        env.set_item(intern!(py, "gunicorn.socket"), &self.sock)?;
+        match &self.remote {
+            Some((addr, port)) => {
+                env.set_item(intern!(py, "REMOTE_ADDR"), addr)?;
+                env.set_item(intern!(py, "REMOTE_PORT"), port)?;
+            }
+            None => env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?,
+        }
+        if let Some((name, port)) = &self.server {
+            env.set_item(intern!(py, "SERVER_NAME"), name)?;
+            env.set_item(intern!(py, "SERVER_PORT"), port)?;
+        }
+        Ok((env, true))
     }
 
-    /// Keeps `env`, just filled for `head`, for the connection's next requests.
-    pub fn keep_shape(&mut self, env: &Bound<'_, PyDict>, head: &RequestHead) -> PyResult<()> {
-        self.shape = Some(Shape {
+    /// Keeps `env`, just filled for `head`, for this thread's next requests.
+    pub fn keep_shape(
+        env: &Bound<'_, PyDict>,
+        head: &RequestHead,
+        listener: usize,
+    ) -> PyResult<()> {
+        if head.proxy.is_some() {
+            return Ok(());
+        }
+        let shape = Shape {
             env: env.copy()?.unbind(),
             names: head.headers.iter().map(|(n, _)| n.to_owned()).collect(),
-            proxy: head.proxy.is_some(),
-        });
+            listener,
+        };
+        // The previous shape is freed outside the borrow (freeing a dict runs Python).
+        let previous = SHAPE.with(|s| s.borrow_mut().replace(shape));
+        drop(previous);
         Ok(())
     }
 }

@@ -170,14 +170,15 @@ pub fn handle(
     // Only the access log and StatsD read the duration.
     let start = (st.access.is_some() || observe::statsd::enabled()).then(Instant::now);
     let mut conn = conn;
-    // The connection's last request (the sync worker's only one) takes the template (or the
-    // kept environ, see `environ::ConnEnviron::start`) itself: copying it would only serve a
-    // request that never comes. A later request (there is none on these paths) would build a
-    // new template. Other requests keep their filled environ for the next one when it was not
-    // already such a copy.
+    // The connection's last request (the sync worker's only one) takes the template itself
+    // (see `environ::ConnEnviron::start`): copying it would only serve a request that never
+    // comes. A later request (there is none on these paths) would build a new template. Other
+    // requests keep their filled environ for the thread's next ones when it was not already
+    // such a copy.
     let last = head.should_close() || force_close || st.force_close;
+    let listener = Arc::as_ptr(&conn.listener) as usize;
     let (environ, shaped) =
-        match conn_environ(py, st, &mut conn).and_then(|ce| ce.start(py, &head, last)) {
+        match conn_environ(py, st, &mut conn).and_then(|ce| ce.start(py, &head, last, listener)) {
             Ok(e) => e,
             Err(e) => return app_error(py, st, conn, &head, &e),
         };
@@ -200,8 +201,7 @@ pub fn handle(
         conn.environ = None;
     } else if !shaped
         && matches!(filled, Ok(Ok(())))
-        && let Some(ce) = conn.environ.as_deref_mut()
-        && let Err(e) = ce.keep_shape(&environ, &head)
+        && let Err(e) = environ::ConnEnviron::keep_shape(&environ, &head, listener)
     {
         return app_error(py, st, conn, &head, &e);
     }

@@ -367,7 +367,20 @@ def kept_objects(environ, start_response):
     return [json.dumps(out).encode()]
 
 
+def peer(environ, start_response):
+    """The connection as the environ tells it: REMOTE_PORT and `gunicorn.socket`'s peer port."""
+    sock = environ["gunicorn.socket"]
+    body = json.dumps({
+        "REMOTE_PORT": environ.get("REMOTE_PORT"),
+        "socket_peer_port": sock.getpeername()[1],
+        "keys": list(environ),
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 ROUTES = {
+    "peer": peer,
     "close_waits": close_waits_app,
     "waits": waits_app,
     "upgrade": upgrade_app,
