@@ -282,16 +282,21 @@ def _title(pid):
     return m.group(1) if m else title
 
 
+def _echo_server(exe, tmp, args):
+    """One worker serving the echo app on a unix socket in `tmp`, started."""
+    (tmp / "echo.py").write_text(ECHO_APP)
+    srv = Server(args + ["echo:app"], exe=exe, tmpdir=tmp, cwd=str(tmp),
+                 bind="unix:" + str(tmp / "s.sock"), workers=1)
+    srv.start()
+    return srv
+
+
 def _usr2_hup_titles(exe, tmp):
     """The USR2 child's process title before and after a SIGHUP (its parent still alive).
     No pidfile: gunicorn's USR2 child dies on SIGHUP when one is set (it tries to create the
     configured pidfile, which its parent still holds)."""
     tmp.mkdir()
-    (tmp / "echo.py").write_text(ECHO_APP)
-    sock = str(tmp / "s.sock")
-    srv = Server(["-n", "myname", "echo:app"], exe=exe, tmpdir=tmp, cwd=str(tmp),
-                 bind="unix:" + sock, workers=1)
-    srv.start()
+    srv = _echo_server(exe, tmp, ["-n", "myname"])
     old = srv.master_pid
     new = None
     try:
@@ -320,12 +325,8 @@ def test_usr2_child_keeps_its_pidfile_through_a_hup(tmp_path):
     """rgun alone: gunicorn's USR2 child dies on SIGHUP when a pidfile is set (it tries to take
     `<pidfile>` from its living parent). rgun's keeps `<pidfile>.2` and takes `<pidfile>` when
     promoted."""
-    (tmp_path / "echo.py").write_text(ECHO_APP)
-    sock = str(tmp_path / "s.sock")
     pidfile = str(tmp_path / "app.pid")
-    srv = Server(["-p", pidfile, "echo:app"], exe=RGUN, tmpdir=tmp_path, cwd=str(tmp_path),
-                 bind="unix:" + sock, workers=1)
-    srv.start()
+    srv = _echo_server(RGUN, tmp_path, ["-p", pidfile])
     old = srv.master_pid
     new = None
     try:
