@@ -171,26 +171,22 @@ impl ConnEnviron {
         }
         Ok((env, true))
     }
+}
 
-    /// Keeps `env`, just filled for `head`, for this thread's next requests.
-    pub fn keep_shape(
-        env: &Bound<'_, PyDict>,
-        head: &RequestHead,
-        listener: usize,
-    ) -> PyResult<()> {
-        if head.proxy.is_some() {
-            return Ok(());
-        }
-        let shape = Shape {
-            env: env.copy()?.unbind(),
-            names: head.headers.iter().map(|(n, _)| n.to_owned()).collect(),
-            listener,
-        };
-        // The previous shape is freed outside the borrow (freeing a dict runs Python).
-        let previous = SHAPE.with(|s| s.borrow_mut().replace(shape));
-        drop(previous);
-        Ok(())
+/// Keeps `env`, just filled for `head`, for this thread's next requests.
+pub fn keep_shape(env: &Bound<'_, PyDict>, head: &RequestHead, listener: usize) -> PyResult<()> {
+    if head.proxy.is_some() {
+        return Ok(());
     }
+    let shape = Shape {
+        env: env.copy()?.unbind(),
+        names: head.headers.iter().map(|(n, _)| n.to_owned()).collect(),
+        listener,
+    };
+    // The previous shape is freed outside the borrow (freeing a dict runs Python).
+    let previous = SHAPE.with(|s| s.borrow_mut().replace(shape));
+    drop(previous);
+    Ok(())
 }
 
 /// `HTTP_...` environ keys by header name, interned once per worker (bounded, so a client

@@ -157,11 +157,12 @@ pub fn handle(
             Err((e, req_obj)) => return pre_request_failed(py, st, conn, &head, &e, &req_obj),
         }
     } else {
-        if observe::enabled(observe::Level::Debug) {
-            log_request_line(&head);
-        }
         py.None()
     };
+    // gunicorn logs the request line only when no `pre_request` hook is set.
+    if st.pre_request.is_none() && observe::enabled(observe::Level::Debug) {
+        log_request_line(&head);
+    }
     if head.expect_continue
         && let Err(e) = conn.write_all_blocking(&[b"HTTP/1.1 100 Continue\r\n\r\n"], &waiter)
     {
@@ -201,7 +202,7 @@ pub fn handle(
         conn.environ = None;
     } else if !shaped
         && matches!(filled, Ok(Ok(())))
-        && let Err(e) = environ::ConnEnviron::keep_shape(&environ, &head, listener)
+        && let Err(e) = environ::keep_shape(&environ, &head, listener)
     {
         return app_error(py, st, conn, &head, &e);
     }
@@ -268,9 +269,6 @@ fn run_pre_request(
     let req_obj = request_object(py, st, head, conn);
     let Some(hook) = st.pre_request.as_ref() else {
         crate::python::hooks::set_attr(py, &st.worker_obj, "nr", nr);
-        if observe::enabled(observe::Level::Debug) {
-            log_request_line(head);
-        }
         return Ok(req_obj);
     };
     let called = hook
