@@ -83,3 +83,27 @@ def test_another_connections_app_call_does_not_hold_back_a_finished_response(spa
         assert r1.read_response().body == b"slept 0.3"
         open(marker, "w").close()
         assert r2.read_response().body == b"seen"
+
+
+@pytest.mark.parametrize("exe", ["rgun", "gunicorn"])
+def test_long_calls_of_a_busy_turn_answer_each_connection_in_order(spawn, exe):
+    # Sixteen kept-alive connections, each with two pipelined requests per round, to app calls
+    # of about a millisecond: rgun's turns are busy and its calls long, so each connection
+    # yields between reading its request and calling the app (`outbox::reads_first`). Every
+    # connection still gets its own answers, in order.
+    srv = _server(spawn, exe, 1)
+    socks = [_connect(srv) for _ in range(16)]
+    try:
+        conns = [RawConn(s) for s in socks]
+        for rnd in range(10):
+            want = {}
+            for i, s in enumerate(socks):
+                secs = ["0.001%02d%02d%d" % (rnd, i, k) for k in range(2)]
+                want[i] = [("slept " + x).encode() for x in secs]
+                s.sendall(b"".join(f"GET /slow?s={x} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for x in secs))
+            for i, c in enumerate(conns):
+                got = [c.read_response() for _ in range(2)]
+                assert [(r.status, r.body) for r in got] == [(200, b) for b in want[i]], (exe, rnd, i)
+    finally:
+        for s in socks:
+            s.close()

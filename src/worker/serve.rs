@@ -636,6 +636,10 @@ async fn serve_conn(
         } else {
             None
         };
+        if srv.threads == 1 && srv.keepalive.is_some() && super::outbox::reads_first() {
+            // The turn's other requests are read before this app runs (`reads_first`).
+            tokio::task::yield_now().await;
+        }
         // The app blocks this runtime thread. The gate (`handoff`) lets another runtime thread
         // take over the I/O driver and the queued tasks once a call runs long. When calls run
         // long often, or without the gate's watchdog, yield before every call so that tokio
@@ -658,6 +662,7 @@ async fn serve_conn(
         // thread has a persistent Python thread state, so the attach only takes the GIL.
         // Turns are counted only where responses may be held (gthread keeping connections alive).
         let holding = srv.keepalive.is_some();
+        let started = holding.then(std::time::Instant::now);
         if holding {
             conn.hold_next(super::outbox::call_starts());
         }
@@ -674,8 +679,8 @@ async fn serve_conn(
         } else {
             Python::attach(call)
         };
-        if holding {
-            super::outbox::call_ended();
+        if let Some(started) = started {
+            super::outbox::call_ended(started);
         }
         drop(permit);
         match after {
