@@ -85,7 +85,7 @@ pub fn call_starts() -> bool {
 /// ([`LONG_CALL_NS`] on average). The turn then reads and parses every ready request before
 /// the first app runs, so the apps run back to back without the kernel's receive path and the
 /// parser in between to evict their code and data. Measured on Flask: about a quarter fewer
-/// instruction-cache misses of rgun's own code, 5% more requests a second. Short calls (a
+/// instruction-cache misses of rgun's own code, 2-5% more requests a second. Short calls (a
 /// hello app) fit the caches either way and only pay the extra pass: more tail latency.
 pub fn reads_first() -> bool {
     CALL_NS.with(Cell::get) >= LONG_CALL_NS
@@ -102,9 +102,13 @@ fn may_hold(before: u32, last_turn: u32) -> bool {
     before >= 1 || last_turn >= 2
 }
 
-/// Records that an app call on this thread, started at `started`, has returned.
-pub fn call_ended(started: Instant) {
+/// Records that an app call on this thread has returned; `started` when it was timed (one
+/// runtime thread: the time feeds [`reads_first`]).
+pub fn call_ended(started: Option<Instant>) {
     CALL_SEQ.fetch_add(1, Ordering::Relaxed);
+    let Some(started) = started else {
+        return;
+    };
     // A call preempted for a time slice measures milliseconds: bounded, so that one such
     // call does not make a short-call app look long for the next dozens of calls.
     let took = started

@@ -662,7 +662,8 @@ async fn serve_conn(
         // thread has a persistent Python thread state, so the attach only takes the GIL.
         // Turns are counted only where responses may be held (gthread keeping connections alive).
         let holding = srv.keepalive.is_some();
-        let started = holding.then(std::time::Instant::now);
+        // Timed only where `outbox::reads_first` reads the average: one runtime thread.
+        let timed = (holding && srv.threads == 1).then(std::time::Instant::now);
         if holding {
             conn.hold_next(super::outbox::call_starts());
         }
@@ -679,8 +680,8 @@ async fn serve_conn(
         } else {
             Python::attach(call)
         };
-        if let Some(started) = started {
-            super::outbox::call_ended(started);
+        if holding {
+            super::outbox::call_ended(timed);
         }
         drop(permit);
         match after {
