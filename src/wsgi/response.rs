@@ -162,8 +162,10 @@ impl ResponseState {
         conn.write_all_blocking(bufs, waiter)
     }
 
-    /// Validates and records `start_response(status, headers)`.
-    pub fn start(&mut self, status: &str, headers: &[(&str, &str)]) -> Result<(), HeaderError> {
+    /// Validates and records `start_response(status, headers)` as `StartResponse.__call__`
+    /// does, for the tests here (the call itself takes the headers from Python one by one).
+    #[cfg(test)]
+    fn start(&mut self, status: &str, headers: &[(&str, &str)]) -> Result<(), HeaderError> {
         self.set_status(status)?;
         for (name, value) in headers {
             if !is_token(name) {
