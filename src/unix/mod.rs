@@ -9,3 +9,4 @@ pub mod pidfile;
 pub mod stream;
 pub mod systemd;
 pub mod tcp_sockopt;
+pub mod uring;

@@ -31,13 +31,15 @@
 //! * The watchdog never writes to a descriptor after its connection dropped it: `Out::close`
 //!   runs (under the same lock) before the descriptor is closed.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{MsgFlags, send};
+
+use crate::unix::uring::SendRing;
 
 /// How often the watchdog looks while responses are held.
 pub const TICK: Duration = Duration::from_millis(2);
@@ -207,6 +209,7 @@ impl Out {
         if !self.listed.swap(true, Ordering::AcqRel) {
             ob.lock().push(self.clone());
         }
+        TURN_HELD.with(|t| t.borrow_mut().push(self.clone()));
         // Woken here, not when the next call starts: the call that holds its response is still
         // running (the iterable's `close()`, the app's own work after the last write).
         if ob.asleep.load(Ordering::SeqCst) {
@@ -262,6 +265,93 @@ impl OutState {
         self.bytes.clear();
         self.sent = 0;
         Ok(true)
+    }
+}
+
+thread_local! {
+    /// The responses this thread held since it last sent its turn's (any of them may have gone
+    /// out since: those are skipped).
+    static TURN_HELD: RefCell<Vec<Arc<Out>>> = const { RefCell::new(Vec::new()) };
+    /// This thread's io_uring for [`send_turn`]: `None` until first needed, then the ring or
+    /// nothing (io_uring unavailable here; each connection sends its own).
+    static RING: RefCell<Option<Option<SendRing>>> = const { RefCell::new(None) };
+}
+
+/// Sends every response this thread holds, in one system call (io_uring) when there are
+/// several: the first connection of a turn's send pass calls it, and the others find theirs
+/// sent.
+///
+/// Why: each `send` wakes the client reading that connection, and the woken client preempts
+/// the worker when the call returns. Sent one connection at a time, a turn's responses cost a
+/// preemption each (and the app's caches with it): 0.25-0.8 involuntary context switches per
+/// Flask request with wrk beside the workers, against 0.08-0.11 sent together, for 10-19% more
+/// requests a second (`bench/RESULTS.md`, session 18). Inside one call the wake-ups only mark
+/// the worker for preemption, which happens once, when the call returns.
+///
+/// What is not sent whole (a full socket buffer, an error) stays held: the connection's task
+/// sends the rest, or meets the error, as without this.
+pub fn send_turn() {
+    TURN_HELD.with(|turn| {
+        let outs = std::mem::take(&mut *turn.borrow_mut());
+        if outs.iter().filter(|o| o.is_held()).nth(1).is_some() {
+            RING.with(|ring| {
+                let mut ring = ring.borrow_mut();
+                let ring = ring.get_or_insert_with(open_ring);
+                if let Some(r) = ring.as_mut().filter(|r| r.usable()) {
+                    send_together(r, &outs);
+                }
+            });
+        }
+        let mut outs = outs;
+        outs.clear();
+        let mut slot = turn.borrow_mut();
+        if slot.is_empty() {
+            // Keeps the allocation for the next turn.
+            *slot = outs;
+        }
+    });
+}
+
+fn open_ring() -> Option<SendRing> {
+    match SendRing::new() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            crate::observe::debug(&format!(
+                "io_uring unavailable ({e}): held responses are sent one connection at a time."
+            ));
+            None
+        }
+    }
+}
+
+/// Sends what `outs` hold through `ring`, each under its lock.
+fn send_together(ring: &mut SendRing, outs: &[Arc<Out>]) {
+    let mut held: Vec<(&Arc<Out>, MutexGuard<'_, OutState>)> = outs
+        .iter()
+        .filter(|o| o.is_held())
+        .map(|o| (o, o.lock()))
+        .filter(|(o, st)| o.is_held() && st.fd.is_some() && st.sent < st.bytes.len())
+        .collect();
+    let jobs: Vec<(RawFd, &[u8])> = held
+        .iter()
+        .filter_map(|(_, st)| Some((st.fd?, &st.bytes[st.sent..])))
+        .collect();
+    let mut results = vec![0; jobs.len()];
+    if let Err(e) = ring.send_each(&jobs, &mut results) {
+        crate::observe::debug(&format!(
+            "io_uring sends stopped ({e}): sent one at a time."
+        ));
+    }
+    drop(jobs);
+    for ((out, st), sent) in held.iter_mut().zip(results) {
+        if let Ok(n) = usize::try_from(sent) {
+            st.sent += n;
+            if st.sent >= st.bytes.len() {
+                st.bytes.clear();
+                st.sent = 0;
+                out.unheld();
+            }
+        }
     }
 }
 
@@ -364,7 +454,7 @@ fn watchdog() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
 
@@ -440,6 +530,36 @@ mod tests {
         peer.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"late");
         drop(out);
+    }
+
+    #[test]
+    fn a_turns_held_responses_go_out_together_and_a_full_socket_keeps_its_own() {
+        if SendRing::new().is_err() {
+            // No io_uring here: each connection sends its own (the other tests).
+            return;
+        }
+        let (a, mut a_peer) = pair();
+        let (b, mut b_peer) = pair();
+        let (full, _full_peer) = pair();
+        full.set_nonblocking(true).unwrap();
+        while (&full).write(&[b'x'; 65536]).is_ok_and(|n| n > 0) {}
+        let outs = [&a, &b, &full].map(|s| Out::new(s.as_raw_fd()));
+        assert!(outs[0].hold(&[b"first"]));
+        assert!(outs[1].hold(&[b"second"]));
+        assert!(outs[2].hold(&[b"third"]));
+        send_turn();
+        assert!(!outs[0].is_held() && !outs[1].is_held());
+        let mut got = [0u8; 5];
+        a_peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"first");
+        let mut got = [0u8; 6];
+        b_peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"second");
+        // Its task sends it once the client reads.
+        assert!(outs[2].is_held());
+        for o in &outs {
+            o.close();
+        }
     }
 
     #[test]

@@ -693,6 +693,9 @@ async fn serve_conn(
                 // without this a few connections would be served back to back (up to tokio's
                 // budget of 128 requests each) while the others wait: p99 in the hundreds of ms.
                 next_turn(&srv).await;
+                // The turn's held responses go out together (the first connection back sends
+                // them all).
+                super::outbox::send_turn();
                 if let Err(e) = conn.send_held().await {
                     wsgi::log_ignored(e.raw_os_error().unwrap_or(0));
                     return;
