@@ -101,6 +101,11 @@ OTHER = [
      "responses go out together; gunicorn sends each at once. So `close()` of the response iterable, the access "
      "log line and `post_request` may run before the client has the last bytes (never for longer than that), "
      "and the access log's request time does not include that last send."),
+    ("io_uring", "those held responses go out in one io_uring submission when several are held (one "
+     "wake-up of the worker's clients instead of one per send), so a busy gthread worker has an "
+     "`anon_inode:[io_uring]` descriptor per runtime thread. Where io_uring is missing or forbidden (Linux < "
+     "5.11, a container's seccomp profile, `kernel.io_uring_disabled`) each connection sends its own, as "
+     "before, and the worker says so once at debug level. gunicorn does not use io_uring."),
     ("The last bytes before a close", "the last write of a response after which the connection closes is "
      "sent with `MSG_MORE`, so that the close adds the FIN to it (one TCP segment instead of two); gunicorn sends "
      "it at once and closes after `close()` of the response iterable and `post_request`. That work then runs "
