@@ -184,6 +184,15 @@ impl Out {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The state, unless another thread has it.
+    fn try_lock(&self) -> Option<MutexGuard<'_, OutState>> {
+        match self.state.try_lock() {
+            Ok(st) => Some(st),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Whether bytes are held.
     pub fn is_held(&self) -> bool {
         self.held.load(Ordering::Acquire)
@@ -326,10 +335,13 @@ fn open_ring() -> Option<SendRing> {
 
 /// Sends what `outs` hold through `ring`, each under its lock.
 fn send_together(ring: &mut SendRing, outs: &[Arc<Out>]) {
+    // Never waits for a lock: another thread holding one is sending those bytes (the watchdog,
+    // the connection's task), and with several runtime threads an `Out` can be in two threads'
+    // lists in different orders, which waiting could turn into a deadlock.
     let mut held: Vec<(&Arc<Out>, MutexGuard<'_, OutState>)> = outs
         .iter()
         .filter(|o| o.is_held())
-        .map(|o| (o, o.lock()))
+        .filter_map(|o| Some((o, o.try_lock()?)))
         .filter(|(o, st)| o.is_held() && st.fd.is_some() && st.sent < st.bytes.len())
         .collect();
     let jobs: Vec<(RawFd, &[u8])> = held

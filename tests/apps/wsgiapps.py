@@ -37,6 +37,16 @@ def slow(environ, start_response):
     return [body]
 
 
+def spin(environ, start_response):
+    """Python work holding the GIL for `us` microseconds (a small framework's request)."""
+    end = time.perf_counter() + float(_q(environ).get("us", "50")) / 1e6
+    while time.perf_counter() < end:
+        pass
+    body = b"spun"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def _jsonable(v):
     if isinstance(v, (str, bool, int, float)) or v is None:
         return v
@@ -388,6 +398,7 @@ ROUTES = {
     "expect": expect_app,
     "hello": hello,
     "slow": slow,
+    "spin": spin,
     "environ": environ_dump,
     "echo": echo,
     "stream": stream,
