@@ -103,11 +103,15 @@ impl SendRing {
             }
             pushed += 1;
         }
-        let mut tries = 0;
-        while !self.ring.submission().is_empty() {
+        // The kernel takes all the entries at once unless it is short of memory or of room for
+        // completions: a few tries, then whatever is left is never submitted.
+        for _ in 0..4 {
+            if self.ring.submission().is_empty() {
+                break;
+            }
             match self.ring.submit() {
                 Ok(_) => {}
-                Err(e) if tries < 3 && retryable(&e) => tries += 1,
+                Err(e) if retryable(&e) => {}
                 Err(_) => break,
             }
         }
