@@ -21,8 +21,8 @@ def _server(spawn, exe, threads, workers=1):
     # several.
     args = ["-k", "gthread", "--threads", str(threads), "-w", str(workers), "wsgiapps:app"]
     if exe == "gunicorn":
-        return spawn(args, exe=GUNICORN, name="gunicorn")
-    return spawn(args, name="rgun")
+        return spawn(args, exe=GUNICORN, name="gunicorn", workers=workers)
+    return spawn(args, name="rgun", workers=workers)
 
 
 def _wait_file(path):

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use super::{Arbiter, Halt};
 use crate::observe;
 use crate::python::{self, hooks};
+use crate::unix::conn_share;
 use crate::unix::heartbeat::Heartbeat;
 use crate::unix::listeners::Listener;
 use crate::worker::WorkerContext;
@@ -22,6 +23,8 @@ pub(super) struct WorkerRecord {
     pub obj: Py<PyAny>,
     /// When SIGABRT was sent for a timeout; a pass at least a second later sends SIGKILL.
     pub aborted: Option<std::time::Instant>,
+    /// Its place in the shared count of open connections (`unix::conn_share`).
+    pub share_slot: Option<usize>,
 }
 
 /// Sends `sig` to `pid`, ignoring a worker that is already gone.
@@ -100,6 +103,8 @@ impl Arbiter {
         hooks::set_attr(py, &self.objs.server, "worker_age", age);
         let w = worker.clone_ref(py);
         self.hook(py, "pre_fork", |_, s| (s, w));
+        let share_slot =
+            conn_share::slot_for_new_worker(self.workers.values().filter_map(|w| w.share_slot));
         python::flush_std_streams(py);
         let pid = match python::fork(py) {
             Ok(pid) => pid,
@@ -113,8 +118,10 @@ impl Arbiter {
                     heartbeat,
                     obj: worker.clone_ref(py),
                     aborted: None,
+                    share_slot,
                 },
             );
+            conn_share::set_live(self.workers.len());
             hooks::set_attr(py, &worker, "pid", pid);
             if let Ok(table) = self.objs.server.bind(py).getattr("WORKERS") {
                 let _ = table.set_item(pid, &worker);
@@ -125,6 +132,7 @@ impl Arbiter {
         python::set_proc_title(py, &format!("worker [{}]", self.proc_name()));
         // The child: drop the siblings' heartbeat files and the master's listeners' ownership.
         self.workers.clear();
+        conn_share::adopt(share_slot);
         let listeners = std::mem::take(&mut self.listeners);
         Ok(Some(Box::new(WorkerContext {
             age,
@@ -206,6 +214,10 @@ impl Arbiter {
                 ));
                 continue;
             };
+            if let Some(slot) = record.share_slot {
+                conn_share::release(slot);
+            }
+            conn_share::set_live(self.workers.len());
             if let Some(c) = code.filter(|c| *c != 0) {
                 observe::error(&format!("Worker (pid:{pid}) exited with code {c}."));
             }

@@ -2,6 +2,7 @@
 //! the pidfile, systemd, `TCP_INFO`, client sockets registered lazily with tokio's reactor
 //! (`stream.rs`, the only tokio here). No Python here.
 
+pub mod conn_share;
 pub mod fd;
 pub mod heartbeat;
 pub mod listeners;
