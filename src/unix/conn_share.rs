@@ -1,6 +1,6 @@
 //! How many connections each worker has open, in one page of memory the master maps (shared,
-//! anonymous) before its first fork, so that a worker holding more than its share lets its
-//! siblings accept first (`worker::serve::accept_loop`).
+//! anonymous) before its first fork, so that a worker holding more than its share of kept-alive
+//! connections lets its siblings accept first (`worker::serve::accept`).
 //!
 //! Why: each worker accepts one connection per turn, and whichever worker runs when a burst of
 //! connects arrives takes most of it; kept-alive connections then stay where they landed. With

@@ -444,8 +444,14 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
                 }
             }
         }
-        // The connections this worker has open, without the place just reserved.
-        let open = srv.conns.load(Ordering::Relaxed).saturating_sub(1);
+        // The connections this worker has open, without the place just reserved; balanced
+        // only where connections stay open (gthread keeping them alive). A worker that closes
+        // each connection after one request (sync, keepalive 0) sheds its share with every
+        // response, and there the wait only idled it: 9.1k hello req/s against 25.1k with
+        // wrk's keep-alive requests on the sync worker.
+        let open = srv
+            .keepalive
+            .map(|_| srv.conns.load(Ordering::Relaxed).saturating_sub(1));
         let accepted = tokio::select! {
             r = accept(&src, open) => r,
             () = signals::stopped() => {
@@ -511,20 +517,20 @@ async fn wait_started(srv: &Server) -> bool {
 /// runtime yet (see `stream.rs`). Readiness stays set until `accept` says `EAGAIN`, so a burst
 /// of connections is accepted without a wait per connection.
 ///
-/// A worker with `open` connections, more than its share of all the workers' open connections
-/// (`conn_share`), first gives its siblings a millisecond to take a waiting connection, then
+/// A worker with `open` connections kept alive, more than its share of all the workers' open
+/// connections (`conn_share`), first gives its siblings a millisecond to take a waiting connection, then
 /// takes it if it is still there (they may be busy too). Without this, the worker that ran when
 /// a burst of connects arrived kept most of them: 13 of 64 against 53 in hello probes, the
 /// busy worker CPU-bound, its sibling partly idle, its clients waiting tens of ms at the tail.
 async fn accept(
     src: &Source,
-    open: usize,
+    open: Option<usize>,
 ) -> std::io::Result<(Stream, Option<std::net::SocketAddr>)> {
     use nix::libc::{SOCK_CLOEXEC, SOCK_NONBLOCK};
     let mut deferred = false;
     loop {
         let mut guard = src.sock.readable().await?;
-        if !deferred && conn_share::over_share(open) {
+        if !deferred && open.is_some_and(conn_share::over_share) {
             deferred = true;
             drop(guard);
             tokio::time::sleep(Duration::from_millis(1)).await;
