@@ -77,11 +77,11 @@ impl SendRing {
     pub fn send_each(&mut self, jobs: &[(RawFd, &[u8])], results: &mut [i32]) -> io::Result<()> {
         debug_assert_eq!(jobs.len(), results.len());
         results.fill(NOT_SENT);
-        for (n, chunk) in jobs.chunks(CHUNK).enumerate() {
+        for (chunk, res) in jobs.chunks(CHUNK).zip(results.chunks_mut(CHUNK)) {
             if self.dead {
                 return Err(io::Error::other("io_uring ring unusable"));
             }
-            self.send_chunk(chunk, &mut results[n * CHUNK..n * CHUNK + chunk.len()])?;
+            self.send_chunk(chunk, res)?;
         }
         Ok(())
     }

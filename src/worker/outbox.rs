@@ -261,7 +261,9 @@ impl OutState {
         while self.sent < self.bytes.len() {
             let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
             match send(fd, &self.bytes[self.sent..], flags) {
-                Ok(n) => self.sent += n,
+                Ok(n) => {
+                    self.advance(n);
+                }
                 Err(nix::errno::Errno::EAGAIN) => return Ok(false),
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => {
@@ -271,9 +273,24 @@ impl OutState {
                 }
             }
         }
-        self.bytes.clear();
-        self.sent = 0;
         Ok(true)
+    }
+
+    /// The descriptor and the bytes still to send, if any.
+    fn pending(&self) -> Option<(RawFd, &[u8])> {
+        let fd = self.fd?;
+        (self.sent < self.bytes.len()).then(|| (fd, &self.bytes[self.sent..]))
+    }
+
+    /// `n` more bytes went out; true (and the buffer emptied) once all have.
+    fn advance(&mut self, n: usize) -> bool {
+        self.sent += n;
+        let done = self.sent >= self.bytes.len();
+        if done {
+            self.bytes.clear();
+            self.sent = 0;
+        }
+        done
     }
 }
 
@@ -342,12 +359,9 @@ fn send_together(ring: &mut SendRing, outs: &[Arc<Out>]) {
         .iter()
         .filter(|o| o.is_held())
         .filter_map(|o| Some((o, o.try_lock()?)))
-        .filter(|(o, st)| o.is_held() && st.fd.is_some() && st.sent < st.bytes.len())
+        .filter(|(o, st)| o.is_held() && st.pending().is_some())
         .collect();
-    let jobs: Vec<(RawFd, &[u8])> = held
-        .iter()
-        .filter_map(|(_, st)| Some((st.fd?, &st.bytes[st.sent..])))
-        .collect();
+    let jobs: Vec<(RawFd, &[u8])> = held.iter().filter_map(|(_, st)| st.pending()).collect();
     let mut results = vec![0; jobs.len()];
     if let Err(e) = ring.send_each(&jobs, &mut results) {
         crate::observe::debug(&format!(
@@ -356,13 +370,10 @@ fn send_together(ring: &mut SendRing, outs: &[Arc<Out>]) {
     }
     drop(jobs);
     for ((out, st), sent) in held.iter_mut().zip(results) {
-        if let Ok(n) = usize::try_from(sent) {
-            st.sent += n;
-            if st.sent >= st.bytes.len() {
-                st.bytes.clear();
-                st.sent = 0;
-                out.unheld();
-            }
+        if let Ok(n) = usize::try_from(sent)
+            && st.advance(n)
+        {
+            out.unheld();
         }
     }
 }
