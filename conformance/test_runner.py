@@ -29,3 +29,5 @@ def test_broken_candidate_run_fails_with_summary_line():
     assert proc.returncode == 1
     assert last.endswith(" failed") and not last.endswith(" 0 failed"), last
     assert "resp0.headers" in proc.stdout and "access_log" in proc.stdout
+    # Each unexpected difference shows both sides' values.
+    assert "    baseline:  " in proc.stdout and "    candidate: " in proc.stdout

@@ -121,6 +121,8 @@ def run(args, quiet=False):
     if not quiet:
         for o in failed_cases:
             print("FAIL %s: %s" % (o.case_id, ", ".join(f for f, _, _ in o.unexpected)))
+            for field, b, c in o.unexpected:
+                print("  %s\n    baseline:  %s\n    candidate: %s" % (field, _short(b), _short(c)))
         for e in stale:
             print("STALE known difference %s [%s]: no longer occurs" % (e["case"], e["field"]))
     if getattr(args, "dump", None):
@@ -133,6 +135,12 @@ def run(args, quiet=False):
     args._outcomes = outcomes
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1
+
+
+def _short(value, limit=300):
+    """One line of a compared value, cut at `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "... (%d chars)" % len(text)
 
 
 def _run_plan(plan, commands, tmproot, jobs, progress):

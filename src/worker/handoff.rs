@@ -32,12 +32,14 @@
 //! * Some thread may always run: the gate holds a thread back only while another thread is
 //!   running and not in a long call, and never longer than [`GATE_WAIT`]; shutdown opens it.
 //! * A call that runs longer than two ticks opens the gate for one more thread.
-//! * The watchdog sleeps only while no call runs; a call that starts wakes it (both sides
-//!   SeqCst: the starter sees `asleep` or the watchdog's last look sees the call).
+//! * The watchdog sleeps only while no call runs; a call that starts wakes it (`doze`: the
+//!   starter sees the sleep or the watchdog's last look sees the call).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::doze::Doze;
 use std::time::Duration;
 
 /// How often the watchdog looks while calls run.
@@ -69,9 +71,8 @@ pub struct Watch {
     long: AtomicUsize,
     /// Calls run long often: no gate, and a yield before each call.
     eager: AtomicBool,
-    asleep: AtomicBool,
-    lock: Mutex<()>,
-    wake: Condvar,
+    /// The watchdog's sleep while no call runs.
+    doze: Doze,
     /// Runtime threads past the gate and not parked.
     running: AtomicUsize,
     /// Runtime threads waiting at the gate.
@@ -107,9 +108,7 @@ impl Watch {
             next_slot: AtomicUsize::new(0),
             long: AtomicUsize::new(0),
             eager: AtomicBool::new(false),
-            asleep: AtomicBool::new(false),
-            lock: Mutex::new(()),
-            wake: Condvar::new(),
+            doze: Doze::new(),
             running: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             open: AtomicBool::new(false),
@@ -214,21 +213,12 @@ impl Watch {
         let state = &self.calls[slot];
         let calls = (state.load(Ordering::Relaxed) >> 2) + 1;
         state.store(calls << 2 | IN_CALL, Ordering::SeqCst);
-        if self.asleep.load(Ordering::SeqCst) {
-            let _g = self.locked();
-            if self.asleep.swap(false, Ordering::SeqCst) {
-                self.wake.notify_one();
-            }
-        }
+        self.doze.wake();
         Call {
             watch: self,
             slot: state,
             calls,
         }
-    }
-
-    fn locked(&self) -> MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn any_running(&self) -> bool {
@@ -309,16 +299,8 @@ fn watchdog(w: &Watch, rt: &tokio::runtime::Handle) {
     let mut window = Window::default();
     loop {
         if idle >= IDLE_AFTER {
-            let mut g = w.locked();
-            // Announced before the last look: a call that starts now either sees `asleep` or is
-            // seen here.
-            w.asleep.store(true, Ordering::SeqCst);
-            if w.any_running() {
-                w.asleep.store(false, Ordering::SeqCst);
-            }
-            while w.asleep.load(Ordering::SeqCst) {
-                g = w.wake.wait(g).unwrap_or_else(|e| e.into_inner());
-            }
+            // A call that starts now either wakes it or is seen by this last look.
+            w.doze.sleep_unless(|| w.any_running());
             idle = 0;
         }
         std::thread::sleep(TICK);
@@ -429,9 +411,9 @@ mod tests {
         assert_eq!(watch.long.load(Ordering::SeqCst), 0);
         assert!(!watch.any_running());
         // With no call running the watchdog goes to sleep; the next call wakes it.
-        wait_for("never slept", &|| watch.asleep.load(Ordering::SeqCst));
+        wait_for("never slept", &|| watch.doze.asleep());
         let call = watch.call();
-        assert!(!watch.asleep.load(Ordering::SeqCst));
+        assert!(!watch.doze.asleep());
         drop(call);
         assert_eq!(watch.running.load(Ordering::SeqCst), 1);
     }

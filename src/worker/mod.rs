@@ -9,6 +9,7 @@ pub mod addr_text;
 mod ciphers;
 pub mod conn;
 mod cork;
+mod doze;
 mod handoff;
 pub mod outbox;
 mod pytls;

@@ -34,11 +34,12 @@
 use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{MsgFlags, send};
 
+use super::doze::Doze;
 use crate::unix::uring::SendRing;
 
 /// How often the watchdog looks while responses are held.
@@ -221,9 +222,7 @@ impl Out {
         TURN_HELD.with(|t| t.borrow_mut().push(self.clone()));
         // Woken here, not when the next call starts: the call that holds its response is still
         // running (the iterable's `close()`, the app's own work after the last write).
-        if ob.asleep.load(Ordering::SeqCst) {
-            ob.wake_up();
-        }
+        ob.doze.wake();
         true
     }
 
@@ -381,9 +380,8 @@ fn send_together(ring: &mut SendRing, outs: &[Arc<Out>]) {
 /// The worker's held responses, and its watchdog.
 struct Outbox {
     list: Mutex<Vec<Arc<Out>>>,
-    wake: Condvar,
-    /// The watchdog sleeps until notified (nothing was held for a while).
-    asleep: AtomicBool,
+    /// The watchdog's sleep while nothing is held.
+    doze: Doze,
 }
 
 /// The worker's outbox, its watchdog started on first use. `None` if the thread cannot start.
@@ -397,8 +395,7 @@ fn outbox() -> Option<&'static Outbox> {
             match started {
                 Ok(_) => Some(Outbox {
                     list: Mutex::new(Vec::new()),
-                    wake: Condvar::new(),
-                    asleep: AtomicBool::new(false),
+                    doze: Doze::new(),
                 }),
                 Err(e) => {
                     crate::observe::warning(&format!(
@@ -415,14 +412,6 @@ impl Outbox {
     fn lock(&self) -> MutexGuard<'_, Vec<Arc<Out>>> {
         self.list.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    fn wake_up(&self) {
-        // Under the lock, so the watchdog is either before its check or waiting.
-        let _list = self.lock();
-        if self.asleep.swap(false, Ordering::SeqCst) {
-            self.wake.notify_one();
-        }
-    }
 }
 
 /// Every [`TICK`] while something is held, sends what is held if the runtime thread has
@@ -435,22 +424,14 @@ fn watchdog() {
     let mut idle = 0u32;
     let mut seq = CALL_SEQ.load(Ordering::Relaxed);
     loop {
-        let mut list = ob.lock();
         if idle >= IDLE_AFTER {
-            // Announce the sleep before the last look: a `hold` either sees `asleep` (and wakes
-            // this thread) or its bytes are seen here (both sides use SeqCst).
-            ob.asleep.store(true, Ordering::SeqCst);
-            if list.iter().any(|o| o.held.load(Ordering::SeqCst)) {
-                ob.asleep.store(false, Ordering::SeqCst);
-            }
-            while ob.asleep.load(Ordering::SeqCst) {
-                list = ob.wake.wait(list).unwrap_or_else(|e| e.into_inner());
-            }
+            // A `hold` either wakes it or its bytes are seen by this last look.
+            ob.doze
+                .sleep_unless(|| ob.lock().iter().any(|o| o.held.load(Ordering::SeqCst)));
             idle = 0;
             // The first look after a sleep: compared with the next one, a tick later.
             seq = CALL_SEQ.load(Ordering::Relaxed);
         }
-        drop(list);
         std::thread::sleep(TICK);
         let previous = seq;
         seq = CALL_SEQ.load(Ordering::Relaxed);
