@@ -1,4 +1,4 @@
-//! How many connections each worker has open, in one page of memory the master maps (shared,
+//! How many connections each worker has open, in a small mapping the master maps (shared,
 //! anonymous) before its first fork, so that a worker holding more than its share of kept-alive
 //! connections lets its siblings accept first (`worker::serve::accept`).
 //!
@@ -27,8 +27,13 @@ struct Page {
     live: AtomicU32,
     /// One past the highest slot handed out.
     top: AtomicU32,
-    conns: [AtomicU32; SLOTS],
+    conns: [Slot; SLOTS],
 }
+
+/// One worker's count, alone in its cache line: workers write theirs at every accept and
+/// close, and counts side by side would bounce one line between their CPUs.
+#[repr(C, align(64))]
+struct Slot(AtomicU32);
 
 struct Shared(NonNull<Page>);
 // SAFETY: the page holds only atomics, mapped for the life of the process and never unmapped.
@@ -70,7 +75,7 @@ pub fn slot_for_new_worker(used: impl Iterator<Item = usize>) -> Option<usize> {
         taken[s] = true;
     }
     let slot = taken.iter().position(|t| !t)?;
-    page.conns[slot].store(0, Ordering::Relaxed);
+    page.conns[slot].0.store(0, Ordering::Relaxed);
     page.top.fetch_max(slot as u32 + 1, Ordering::Relaxed);
     Some(slot)
 }
@@ -78,7 +83,7 @@ pub fn slot_for_new_worker(used: impl Iterator<Item = usize>) -> Option<usize> {
 /// Master: a worker is gone, and its connections with it.
 pub fn release(slot: usize) {
     if let Some(c) = page().and_then(|p| p.conns.get(slot)) {
-        c.store(0, Ordering::Relaxed);
+        c.0.store(0, Ordering::Relaxed);
     }
 }
 
@@ -99,7 +104,7 @@ pub fn adopt(slot: Option<usize>) {
 pub fn publish(open: usize) {
     let slot = MINE.load(Ordering::Relaxed);
     if let Some(c) = page().and_then(|p| p.conns.get(slot)) {
-        c.store(u32::try_from(open).unwrap_or(u32::MAX), Ordering::Relaxed);
+        c.0.store(u32::try_from(open).unwrap_or(u32::MAX), Ordering::Relaxed);
     }
 }
 
@@ -116,7 +121,7 @@ pub fn over_share(open: usize) -> bool {
     let top = (page.top.load(Ordering::Relaxed) as usize).min(SLOTS);
     let total: usize = page.conns[..top]
         .iter()
-        .map(|c| c.load(Ordering::Relaxed) as usize)
+        .map(|c| c.0.load(Ordering::Relaxed) as usize)
         .sum();
     beyond_share(open, total, live)
 }

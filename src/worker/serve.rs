@@ -462,7 +462,9 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                conn_share::publish(srv.conns.load(Ordering::Relaxed));
+                if open.is_some() {
+                    conn_share::publish(srv.conns.load(Ordering::Relaxed));
+                }
                 // One connection per turn (like gunicorn's one accept per poller event): the
                 // new connection is served before this worker takes another, so a burst of
                 // connects is shared with the sibling workers instead of landing on one.
@@ -555,7 +557,10 @@ struct ConnGuard(Arc<Server>);
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         let open = self.0.conns.fetch_sub(1, Ordering::Relaxed) - 1;
-        conn_share::publish(open);
+        // Only where accepts are balanced (see `accept_loop`).
+        if self.0.keepalive.is_some() {
+            conn_share::publish(open);
+        }
         self.0.conn_closed.notify_waiters();
         if !signals::alive() {
             // A main thread waiting for the last connection (graceful stop) re-checks.
