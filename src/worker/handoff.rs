@@ -38,9 +38,9 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use super::doze::Doze;
-use std::time::Duration;
 
 /// How often the watchdog looks while calls run.
 const TICK: Duration = Duration::from_millis(2);
