@@ -77,6 +77,17 @@ struct Server {
     tls: Option<super::tls::Tls>,
 }
 
+impl Server {
+    /// Whether this worker balances its accepts with its siblings (`conn_share`): only where
+    /// connections stay open (gthread keeping them alive). A worker that closes each
+    /// connection after one request (sync, keepalive 0) sheds its share with every response,
+    /// and there the wait only idled it: 9.1k hello req/s against 25.1k with wrk's keep-alive
+    /// requests on the sync worker.
+    fn balances_accepts(&self) -> bool {
+        self.keepalive.is_some()
+    }
+}
+
 fn parser_config(cfg: &Config) -> ParserConfig {
     let mut p = ParserConfig::from_settings(
         cfg.int("limit_request_line"),
@@ -444,14 +455,10 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
                 }
             }
         }
-        // The connections this worker has open, without the place just reserved; balanced
-        // only where connections stay open (gthread keeping them alive). A worker that closes
-        // each connection after one request (sync, keepalive 0) sheds its share with every
-        // response, and there the wait only idled it: 9.1k hello req/s against 25.1k with
-        // wrk's keep-alive requests on the sync worker.
+        // The connections this worker has open, without the place just reserved.
         let open = srv
-            .keepalive
-            .map(|_| srv.conns.load(Ordering::Relaxed).saturating_sub(1));
+            .balances_accepts()
+            .then(|| srv.conns.load(Ordering::Relaxed).saturating_sub(1));
         let accepted = tokio::select! {
             r = accept(&src, open) => r,
             () = signals::stopped() => {
@@ -462,7 +469,7 @@ async fn accept_loop(srv: Arc<Server>, src: Source, info: Arc<ListenerInfo>) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                if open.is_some() {
+                if srv.balances_accepts() {
                     conn_share::publish(srv.conns.load(Ordering::Relaxed));
                 }
                 // One connection per turn (like gunicorn's one accept per poller event): the
@@ -557,8 +564,7 @@ struct ConnGuard(Arc<Server>);
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         let open = self.0.conns.fetch_sub(1, Ordering::Relaxed) - 1;
-        // Only where accepts are balanced (see `accept_loop`).
-        if self.0.keepalive.is_some() {
+        if self.0.balances_accepts() {
             conn_share::publish(open);
         }
         self.0.conn_closed.notify_waiters();
