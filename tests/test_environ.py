@@ -176,3 +176,31 @@ def test_interleaved_connections_each_see_their_own_peer(spawn, threads):
             for c in conns:
                 c.close()
     assert got["rgun"] == got["gunicorn"]
+
+
+@pytest.mark.parametrize("kind", ["sync", "gthread"])
+def test_one_request_connections_each_get_a_working_socket(spawn, kind):
+    """Connections of one request each, one after another (each gets the descriptor number the
+    one before had): every `gunicorn.socket` works on its own connection, also when rgun reuses
+    the object of a connection nothing holds any more; an object the app kept is a new one for
+    each connection and, like gunicorn's sync worker's, has let go of its connection once that
+    closed."""
+    args = ["-w", "1", "-k", kind, "wsgiapps:app"]
+    for name, exe in (("rgun", None), ("gunicorn", GUNICORN)):
+        srv = spawn(args, exe=exe, workers=1, name=f"{name}-sock-{kind}")
+        for path in ["/peer"] * 3 + ["/socket_kept"] * 3 + ["/peer"] * 3:
+            c = RawConn(srv.connect())
+            try:
+                c.send_request("GET", path, [("Connection", "close")])
+                r = c.read_response()
+                assert r.status == 200, (name, path, r.status, r.body)
+                e = json.loads(r.body)
+                assert e["socket_peer_port"] == c.sock.getsockname()[1], (name, path)
+                if path == "/socket_kept":
+                    assert e["new_object"] is True, name
+                    # gunicorn's gthread worker may close a finished connection after it
+                    # accepted the next one: there an earlier object may still show its number.
+                    if name == "rgun" or kind == "sync":
+                        assert e["earlier_filenos"] in ([], [-1]), (name, e)
+            finally:
+                c.close()

@@ -111,10 +111,21 @@ impl Conn {
     /// template. Called while attached where the connection is about to close, so dropping
     /// costs no deferred decref (pyo3 queues the decrefs of objects dropped detached).
     pub fn release_python(&mut self, py: pyo3::Python<'_>) {
-        if let Some(sock) = self.py_socket.take() {
-            crate::wsgi::py_socket::detach(py, &sock);
-        }
+        // The environ template holds the socket object too: dropped first, so that the object
+        // can be kept for the next connection when nothing else holds it.
         self.environ = None;
+        if let Some(sock) = self.py_socket.take() {
+            crate::wsgi::py_socket::release(py, sock, self.fd(), self.socket_family());
+        }
+    }
+
+    /// The address family of the connection's socket (`AF_UNIX`, `AF_INET`, `AF_INET6`).
+    pub fn socket_family(&self) -> i32 {
+        match (self.listener.family, self.peer) {
+            (Family::Unix, _) => nix::libc::AF_UNIX,
+            (_, Some(SocketAddr::V6(_))) => nix::libc::AF_INET6,
+            _ => nix::libc::AF_INET,
+        }
     }
 
     pub fn new(

@@ -10,7 +10,8 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -19,7 +20,7 @@ use rgun_h1::RequestHead;
 
 use crate::unix::listeners::Family;
 use crate::worker::addr_text;
-use crate::worker::conn::Conn;
+use crate::worker::conn::{Conn, ListenerInfo};
 
 /// What a connection's requests share in their environs.
 pub struct ConnEnviron {
@@ -66,6 +67,56 @@ impl Shape {
                 .iter()
                 .zip(&self.names)
                 .all(|((name, _), kept)| name == kept)
+    }
+}
+
+thread_local! {
+    static RECENT: RefCell<Recent> = const { RefCell::new(Recent { listener: None, ip: None }) };
+}
+
+/// The strings of the listener and of the peer address of this thread's last connection, for
+/// the next one: most connections come in on the same listener from the same few addresses.
+struct Recent {
+    /// The listener (kept alive, so the pointer compared is its own) and its `SERVER_NAME`,
+    /// `SERVER_PORT` (`None` for unix listeners).
+    listener: Option<(Arc<ListenerInfo>, Option<ServerText>)>,
+    /// A peer address and its `REMOTE_ADDR`.
+    ip: Option<(IpAddr, Py<PyString>)>,
+}
+
+type ServerText = (Py<PyString>, Py<PyString>);
+
+impl Recent {
+    fn server_text(&mut self, py: Python<'_>, l: &Arc<ListenerInfo>) -> Option<ServerText> {
+        if let Some((last, text)) = &self.listener
+            && Arc::ptr_eq(last, l)
+        {
+            return text
+                .as_ref()
+                .map(|(n, p)| (n.clone_ref(py), p.clone_ref(py)));
+        }
+        let text = match (&l.family, &l.server_name_port) {
+            (Family::Tcp, Some((n, p))) => {
+                Some((PyString::new(py, n).unbind(), PyString::new(py, p).unbind()))
+            }
+            _ => None,
+        };
+        let copy = text
+            .as_ref()
+            .map(|(n, p)| (n.clone_ref(py), p.clone_ref(py)));
+        self.listener = Some((l.clone(), text));
+        copy
+    }
+
+    fn ip_text(&mut self, py: Python<'_>, ip: IpAddr) -> Py<PyString> {
+        match &self.ip {
+            Some((last, text)) if *last == ip => text.clone_ref(py),
+            _ => {
+                let text = PyString::new(py, &addr_text::ip(ip)).unbind();
+                self.ip = Some((ip, text.clone_ref(py)));
+                text
+            }
+        }
     }
 }
 
@@ -116,17 +167,13 @@ impl ConnEnviron {
         // A dense dict's copy clones its table: no insertion, and the room stays.
         let t = prototype.copy()?;
         t.set_item(intern!(py, "gunicorn.socket"), &sock)?;
-        let text = |s: &str| PyString::new(py, s).unbind();
         let remote = conn.peer.map(|a| {
             (
-                text(&addr_text::ip(a.ip())),
-                text(&addr_text::decimal(a.port().into())),
+                RECENT.with(|r| r.borrow_mut().ip_text(py, a.ip())),
+                PyString::new(py, &addr_text::decimal(a.port().into())).unbind(),
             )
         });
-        let server = match (&conn.listener.family, &conn.listener.server_name_port) {
-            (Family::Tcp, Some((n, p))) => Some((text(n), text(p))),
-            _ => None,
-        };
+        let server = RECENT.with(|r| r.borrow_mut().server_text(py, &conn.listener));
         Ok(ConnEnviron {
             template: t.unbind(),
             remote,
@@ -178,8 +225,12 @@ pub fn keep_shape(env: &Bound<'_, PyDict>, head: &RequestHead, listener: usize) 
     if head.proxy.is_some() {
         return Ok(());
     }
+    let kept = env.copy()?;
+    // Set again by every request that takes a copy; holding it here would keep the
+    // connection's socket object from being reused after the connection (`py_socket`).
+    kept.set_item(intern!(env.py(), "gunicorn.socket"), env.py().None())?;
     let shape = Shape {
-        env: env.copy()?.unbind(),
+        env: kept.unbind(),
         names: head.headers.iter().map(|(n, _)| n.to_owned()).collect(),
         listener,
     };

@@ -385,18 +385,13 @@ fn conn_environ<'a>(
     conn: &'a mut Conn,
 ) -> PyResult<&'a environ::ConnEnviron> {
     if conn.environ.is_none() {
-        let family = match (conn.listener.family, conn.peer) {
-            (crate::unix::listeners::Family::Unix, _) => 1,
-            (_, Some(std::net::SocketAddr::V6(_))) => 10,
-            _ => 2,
-        };
         // One socket object per connection, even if its template is rebuilt: an app may hold
         // the earlier one, and only the connection detaches it.
         let sock = match &conn.py_socket {
             Some(sock) => sock.clone_ref(py),
             None => {
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&conn.stream));
-                let sock = py_socket::open(py, family, 1, fd)?;
+                let sock = py_socket::open(py, conn.socket_family(), fd)?;
                 conn.py_socket = Some(sock.clone_ref(py));
                 sock
             }

@@ -89,7 +89,7 @@ fn take<'py, T: PerRequest>(
 /// the thread is attached; a free-threaded CPython's can be stale (why pyo3 deprecates
 /// `get_refcnt`), so there nothing is reused.
 #[allow(deprecated)]
-fn only_reference(obj: &Bound<'_, PyAny>) -> bool {
+pub(crate) fn only_reference(obj: &Bound<'_, PyAny>) -> bool {
     static GIL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let gil = *GIL.get_or_init(|| {
         let py = obj.py();

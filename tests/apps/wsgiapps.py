@@ -389,7 +389,26 @@ def peer(environ, start_response):
     return [body]
 
 
+_KEPT_SOCKETS = []
+
+
+def socket_kept(environ, start_response):
+    """Keeps every request's `gunicorn.socket` and reports them: each connection's own object,
+    working on its own connection, and the earlier ones let go of their connections."""
+    sock = environ["gunicorn.socket"]
+    earlier = list(_KEPT_SOCKETS)
+    _KEPT_SOCKETS.append(sock)
+    body = json.dumps({
+        "socket_peer_port": sock.getpeername()[1],
+        "new_object": all(s is not sock for s in earlier),
+        "earlier_filenos": sorted({s.fileno() for s in earlier}),
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 ROUTES = {
+    "socket_kept": socket_kept,
     "peer": peer,
     "close_waits": close_waits_app,
     "waits": waits_app,
