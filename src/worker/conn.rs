@@ -66,7 +66,8 @@ pub struct Conn {
     /// a connection is only ever used by one thread at a time, so it is never contended.
     tls: Option<Box<Mutex<TlsConn>>>,
     /// The app-visible `gunicorn.socket` object, created on the first request. It shares this
-    /// connection's descriptor and is detached when the connection is dropped.
+    /// connection's descriptor and is released (`py_socket::release`) when the connection is
+    /// dropped.
     pub py_socket: Option<pyo3::Py<pyo3::PyAny>>,
     /// What this connection's requests share in their environs (built on the first request).
     pub environ: Option<Box<crate::wsgi::environ::ConnEnviron>>,
@@ -199,7 +200,8 @@ impl Conn {
         self.tls.is_some()
     }
 
-    fn fd(&self) -> RawFd {
+    /// The connection's descriptor (under TLS too: the socket's own).
+    pub fn fd(&self) -> RawFd {
         self.stream.as_fd().as_raw_fd()
     }
 

@@ -377,8 +377,9 @@ fn lock(ex: &Arc<Mutex<Exchange>>) -> std::sync::MutexGuard<'_, Exchange> {
 
 /// The connection's environ template, built on its first request. `gunicorn.socket` is one
 /// socket object per connection, sharing rgun's descriptor (a dup kept alive by a reference
-/// cycle in the app would hold the connection open); the connection detaches it before
-/// closing the descriptor.
+/// cycle in the app would hold the connection open); the connection releases it (detached,
+/// or kept for the thread's next connection on the same descriptor number) before closing the
+/// descriptor.
 fn conn_environ<'a>(
     py: Python<'_>,
     st: &Statics,
@@ -386,12 +387,11 @@ fn conn_environ<'a>(
 ) -> PyResult<&'a environ::ConnEnviron> {
     if conn.environ.is_none() {
         // One socket object per connection, even if its template is rebuilt: an app may hold
-        // the earlier one, and only the connection detaches it.
+        // the earlier one, and only the connection releases it (`Conn::release_python`).
         let sock = match &conn.py_socket {
             Some(sock) => sock.clone_ref(py),
             None => {
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&conn.stream));
-                let sock = py_socket::open(py, conn.socket_family(), fd)?;
+                let sock = py_socket::open(py, conn.socket_family(), conn.fd())?;
                 conn.py_socket = Some(sock.clone_ref(py));
                 sock
             }
