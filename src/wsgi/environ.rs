@@ -88,24 +88,22 @@ type ServerText = (Py<PyString>, Py<PyString>);
 
 impl Recent {
     fn server_text(&mut self, py: Python<'_>, l: &Arc<ListenerInfo>) -> Option<ServerText> {
-        if let Some((last, text)) = &self.listener
-            && Arc::ptr_eq(last, l)
-        {
-            return text
-                .as_ref()
-                .map(|(n, p)| (n.clone_ref(py), p.clone_ref(py)));
-        }
-        let text = match (&l.family, &l.server_name_port) {
-            (Family::Tcp, Some((n, p))) => {
-                Some((PyString::new(py, n).unbind(), PyString::new(py, p).unbind()))
-            }
-            _ => None,
-        };
-        let copy = text
+        if !self
+            .listener
             .as_ref()
-            .map(|(n, p)| (n.clone_ref(py), p.clone_ref(py)));
-        self.listener = Some((l.clone(), text));
-        copy
+            .is_some_and(|(last, _)| Arc::ptr_eq(last, l))
+        {
+            let text = match (&l.family, &l.server_name_port) {
+                (Family::Tcp, Some((n, p))) => {
+                    Some((PyString::new(py, n).unbind(), PyString::new(py, p).unbind()))
+                }
+                _ => None,
+            };
+            self.listener = Some((l.clone(), text));
+        }
+        let (_, text) = self.listener.as_ref()?;
+        text.as_ref()
+            .map(|(n, p)| (n.clone_ref(py), p.clone_ref(py)))
     }
 
     fn ip_text(&mut self, py: Python<'_>, ip: IpAddr) -> Py<PyString> {

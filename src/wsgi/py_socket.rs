@@ -150,13 +150,21 @@ pub fn detach(py: Python<'_>, sock: &Py<PyAny>) {
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    /// Runs `test` attached, with one end of a socket pair and its descriptor.
+    fn with_socket(test: impl FnOnce(Python<'_>, &UnixStream, i32)) {
+        Python::initialize();
+        Python::attach(|py| {
+            let (a, _b) = UnixStream::pair().unwrap();
+            let fd = a.as_raw_fd();
+            test(py, &a, fd);
+        });
+    }
 
     #[test]
     fn the_object_is_the_one_the_class_call_makes() {
-        Python::initialize();
-        Python::attach(|py| {
-            let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-            let fd = a.as_raw_fd();
+        with_socket(|py, a, fd| {
             let ours = fresh(py, 1, 1, fd).unwrap();
             let ours = ours.bind(py);
             let socket = py.import("socket").unwrap();
@@ -191,16 +199,13 @@ mod tests {
                 -1
             );
             // The descriptor stayed open: rgun still owns it.
-            assert!(nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_GETFD).is_ok());
+            assert!(nix::fcntl::fcntl(a, nix::fcntl::FcntlArg::F_GETFD).is_ok());
         });
     }
 
     #[test]
     fn an_object_nothing_holds_serves_the_next_connection_on_its_number() {
-        Python::initialize();
-        Python::attach(|py| {
-            let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-            let fd = a.as_raw_fd();
+        with_socket(|py, a, fd| {
             let first = open(py, 1, fd).unwrap();
             let first_ptr = first.as_ptr();
             release(py, first, fd, 1);
@@ -235,7 +240,7 @@ mod tests {
             assert_eq!(fileno(&look), -1);
             drop(look);
             // The descriptor stayed open throughout: rgun owns it.
-            assert!(nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_GETFD).is_ok());
+            assert!(nix::fcntl::fcntl(a, nix::fcntl::FcntlArg::F_GETFD).is_ok());
         });
     }
 }
